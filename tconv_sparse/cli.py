@@ -1,0 +1,49 @@
+"""The ``tconv-sparse`` command: ``explain``, ``bench`` and ``demo`` sub-commands.
+
+Each sub-command lives in its own module exposing ``add_arguments(parser)`` and
+``run(args) -> int``; those modules import their heavy dependencies (matplotlib,
+torch) inside ``run`` so that building the parser stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+
+__all__ = ["main"]
+
+#: sub-command name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="tconv-sparse",
+        description="Transposed convolution made precise: explicit sparse matrices, C.T, "
+                    "fast kernels and deconvolution.",
+    )
+    parser.add_argument("--version", action="version", version=f"tconv-sparse {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(module=module_name)
+        importlib.import_module(module_name).add_arguments(command)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``tconv-sparse`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return importlib.import_module(args.module).run(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

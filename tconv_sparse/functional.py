@@ -1,0 +1,178 @@
+"""``conv`` and ``conv_transpose``: validate once, pick one backend, run it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _validation as v
+from .backends import FORWARD, TRANSPOSE
+from .geometry import Geometry
+from .methods import choose_forward, choose_transpose
+
+__all__ = ["conv", "conv_transpose", "apply_backend", "FORWARD_METHODS", "TRANSPOSE_METHODS"]
+
+FORWARD_METHODS = ("auto", *FORWARD)
+TRANSPOSE_METHODS = ("auto", *TRANSPOSE)
+
+
+def parse_method(method, valid) -> str:
+    """Check ``method`` against the names in ``valid``."""
+    if not isinstance(method, str):
+        raise v.ParameterTypeError(f"method must be one of {valid}, got {method!r}")
+    if method not in valid:
+        raise ValueError(f"method must be one of {valid}, got {method!r}")
+    return method
+
+
+def apply_backend(backend, data, weight, geometry, bias=None, transposed=False) -> np.ndarray:
+    """Run one backend on batched ``data`` after casting to the result dtype.
+
+    The allocation of the output is checked against the memory limit first.
+    """
+    dtype = v.result_dtype(data, weight)
+    channels, shape = ((geometry.in_channels, geometry.input_shape) if transposed
+                       else (geometry.out_channels, geometry.output_shape))
+    bias = v.as_bias(bias, channels, dtype)
+    v.check_bytes("the output", data.shape[0] * channels * np.prod(shape, dtype=float) * dtype.itemsize)
+    result = backend(np.ascontiguousarray(data, dtype=dtype), np.ascontiguousarray(weight, dtype=dtype),
+                     geometry)
+    if bias is not None:
+        result += bias.reshape(-1, *([1] * len(shape)))
+    return result
+
+
+def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
+         method="auto"):
+    """N-D convolution (cross-correlation, as in PyTorch and Keras).
+
+    ``y[n, o, i] = bias[o] + sum_{c, t} weight[o, c, t] * xpad[n, g(o) * C_in/G + c, i * stride + t * dilation]``
+
+    Parameters
+    ----------
+    x : array_like, shape ``(N, C_in, *spatial)`` or ``(C_in, *spatial)``
+    weight : array_like, shape ``(C_out, C_in // groups, *kernel_size)``
+        The spatial rank is ``weight.ndim - 2``.
+    bias : array_like, shape ``(C_out,)``, optional
+    stride : int or tuple of int
+        ``>= 1`` per axis.
+    padding : int, tuple, or {"valid", "same", "full"}
+        An int (both sides of every axis), a tuple of one int or one
+        ``(lo, hi)`` pair per axis, or a string: ``"same"`` gives
+        ``ceil(n / stride)`` outputs for any stride (TensorFlow/Keras rule),
+        ``"full"`` pads ``k_eff - 1`` on both sides.
+    dilation : int or tuple of int
+        ``>= 1`` per axis.
+    groups : int
+        Divides both channel counts.
+    padding_mode : {"zeros", "circular", "reflect", "replicate"}
+        How the padding is filled, as ``torch.nn.functional.pad``.
+    method : {"auto", "sparse", "direct", "im2col"}
+        ``"sparse"`` is the definition ``C @ x``; ``"direct"`` a Numba loop;
+        ``"im2col"`` unfolds windows and calls BLAS; ``"auto"`` picks the
+        fastest for the case.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, C_out, *out)`` or ``(C_out, *out)``, dtype
+        ``np.result_type(x, weight)`` (integers promoted to float64).
+
+    Examples
+    --------
+    The seed's first picture: a 4x4 input and a 3x3 kernel give a 2x2 output.
+
+    >>> import numpy as np, tconv_sparse as ts
+    >>> x = np.arange(16.0).reshape(1, 4, 4)
+    >>> ts.conv(x, np.ones((1, 1, 3, 3))).tolist()
+    [[[45.0, 54.0], [81.0, 90.0]]]
+    """
+    weight = v.as_weight(weight)
+    method = parse_method(method, FORWARD_METHODS)
+    x, batched = v.as_data("x", x, weight.ndim - 2)
+    geometry = Geometry.forward(weight.shape, x.shape[2 if batched else 1:], stride=stride,
+                                padding=padding, dilation=dilation, groups=groups,
+                                padding_mode=padding_mode)
+    channels = x.shape[1 if batched else 0]
+    if channels != geometry.in_channels:
+        raise ValueError(
+            f"x has {channels} channels but the weight {weight.shape} with groups={geometry.groups} "
+            f"expects C_in = weight.shape[1] * groups = {geometry.in_channels}"
+        )
+    if method == "auto":
+        method = choose_forward(geometry, x.shape[0] if batched else 1, v.result_dtype(x, weight))
+    result = apply_backend(FORWARD[method], x if batched else x[None], weight, geometry, bias)
+    return result if batched else result[0]
+
+
+def conv_transpose(y, weight, bias=None, *, stride=1, padding=0, output_padding=None, output_size=None,
+                   dilation=1, groups=1, padding_mode="zeros", method="auto"):
+    """N-D transposed convolution: ``C.T @ y`` for the convolution ``C`` with these parameters.
+
+    The parameters are those of the forward convolution whose transpose is
+    taken, so ``padding`` crops the output and ``padding_mode`` folds the border
+    back (crop for zeros, wrap-add for circular, mirror-add for reflect,
+    edge-add for replicate). No conjugation for complex data.
+
+    Parameters
+    ----------
+    y : array_like, shape ``(N, C_in_t, *spatial)`` or ``(C_in_t, *spatial)``
+    weight : array_like, shape ``(C_in_t, C_out_t // groups, *kernel_size)``
+        PyTorch's ``ConvTranspose`` layout, i.e. the forward convolution's weight.
+    bias : array_like, shape ``(C_out_t,)``, optional
+    stride, dilation, groups, padding_mode
+        As in :func:`conv` (of the forward convolution).
+    padding : int, tuple, or {"valid", "same", "full"}
+        Numeric padding and ``"full"`` follow PyTorch's output-size rule;
+        ``"valid"``/``"same"`` follow Keras 3 / JAX (see
+        :func:`conv_transpose_output_shape`).
+    output_padding : int or tuple of int, optional
+        Extra size on the high side, ``0 <= op < max(stride, dilation)``.
+    output_size : tuple of int, optional
+        The exact spatial output size, instead of ``output_padding``.
+    method : {"auto", "sparse", "scatter", "gather", "zero_insert", "im2col"}
+        ``"sparse"`` is the definition ``C.T @ y``; ``"scatter"`` adds each
+        input times the kernel into the output (Numba); ``"gather"`` has each
+        output collect its taps (Numba); ``"zero_insert"`` is the textbook
+        fractionally-strided method (NumPy); ``"im2col"`` is GEMM + col2im.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, C_out_t, *out)`` or ``(C_out_t, *out)``.
+
+    Examples
+    --------
+    CS231n's example: 2x2 input, 3x3 kernel, stride 2, padding 1 gives 3x3, or
+    4x4 with ``output_padding=1``; Keras' ``"valid"`` gives 5x5.
+
+    >>> import numpy as np, tconv_sparse as ts
+    >>> y, w = np.ones((1, 2, 2)), np.ones((1, 1, 3, 3))
+    >>> ts.conv_transpose(y, w, stride=2, padding=1).shape
+    (1, 3, 3)
+    >>> ts.conv_transpose(y, w, stride=2, padding=1, output_padding=1).shape
+    (1, 4, 4)
+    >>> ts.conv_transpose(y, w, stride=2, padding="valid")[0]
+    array([[1., 1., 2., 1., 1.],
+           [1., 1., 2., 1., 1.],
+           [2., 2., 4., 2., 2.],
+           [1., 1., 2., 1., 1.],
+           [1., 1., 2., 1., 1.]])
+    """
+    weight = v.as_weight(weight)
+    method = parse_method(method, TRANSPOSE_METHODS)
+    y, batched = v.as_data("y", y, weight.ndim - 2)
+    geometry = Geometry.transposed(weight.shape, y.shape[2 if batched else 1:], stride=stride,
+                                   padding=padding, output_padding=output_padding,
+                                   output_size=output_size, dilation=dilation, groups=groups,
+                                   padding_mode=padding_mode)
+    channels = y.shape[1 if batched else 0]
+    if channels != geometry.out_channels:
+        raise ValueError(
+            f"y has {channels} channels but the transposed-convolution weight {weight.shape} "
+            f"expects weight.shape[0] = {geometry.out_channels}"
+        )
+    if method == "auto":
+        method = choose_transpose(geometry, y.shape[0] if batched else 1, v.result_dtype(y, weight))
+    result = apply_backend(TRANSPOSE[method], y if batched else y[None], weight, geometry, bias,
+                           transposed=True)
+    return result if batched else result[0]

@@ -1,0 +1,434 @@
+"""Convolution geometry: every size and padding, validated once.
+
+A :class:`Geometry` describes one convolution ``y = C x`` for a single sample:
+channels, groups, the spatial input and output sizes, kernel, stride,
+dilation, the padding ``(lo, hi)`` on every axis and the padding mode. The
+transposed convolution uses the *same* geometry and applies ``C.T``.
+
+Shape rules
+-----------
+Forward convolution, per axis, with ``k_eff = dilation * (k - 1) + 1``::
+
+    out = floor((n + lo + hi - k_eff) / stride) + 1
+
+``"same"`` follows TensorFlow/Keras for every stride: ``out = ceil(n / stride)``,
+``total = max((out - 1) * stride + k_eff - n, 0)``, ``lo = total // 2``,
+``hi = total - lo``. ``"full"`` pads ``k_eff - 1`` on both sides.
+
+Transposed convolution of an input of size ``i`` (the forward output):
+
+* numeric padding (PyTorch): ``n = (i - 1) * stride - (lo + hi) + k_eff + op``;
+* ``"valid"``/``"same"`` (Keras 3 / JAX): see :func:`conv_transpose_output_shape`.
+  Keras' ``"same"`` crop is expressed as forward padding ``(lo, hi)`` where
+  ``hi`` may be negative (the forward convolution then never reads the last
+  ``-hi`` inputs, so their transposed outputs are zero).
+
+When ``output_padding >= stride`` (allowed when ``dilation > stride``, as in
+PyTorch) the forward convolution of an input of size ``n`` would produce more
+than ``i`` outputs; the geometry keeps the first ``i`` (equivalently, the
+transposed input is zero-extended), which is what PyTorch computes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from . import _validation as v
+from .index_maps import AxisMap, axis_map, padding_matrix, product_map
+
+__all__ = ["Geometry", "conv_output_shape", "conv_transpose_output_shape"]
+
+
+def _effective(kernel: int, dilation: int) -> int:
+    return dilation * (kernel - 1) + 1
+
+
+def _same_padding(n: int, k_eff: int, stride: int) -> tuple[int, int]:
+    out = -(-n // stride)
+    total = max((out - 1) * stride + k_eff - n, 0)
+    return total // 2, total - total // 2
+
+
+def _forward_padding(padding, n, k_eff, stride) -> tuple[int, int]:
+    if padding == "valid":
+        return 0, 0
+    if padding == "same":
+        return _same_padding(n, k_eff, stride)
+    if padding == "full":
+        return k_eff - 1, k_eff - 1
+    return padding
+
+
+def _check_kernel_fits(axis, n, lo, hi, k_eff, kernel, dilation):
+    if n + lo + hi < k_eff:
+        raise ValueError(
+            f"kernel size {kernel} with dilation {dilation} (effective size {k_eff}) is larger "
+            f"than the padded input on spatial axis {axis}: input {n} + padding {lo}+{hi} = "
+            f"{n + lo + hi}; the padded input must be >= {k_eff}"
+        )
+
+
+def _transposed_axis(axis, i, kernel, stride, dilation, padding, output_padding, output_size):
+    """Return ``(n, lo, hi)``: transposed output size and the forward padding."""
+    k_eff = _effective(kernel, dilation)
+    max_op = max(stride, dilation) - 1
+    if isinstance(padding, str) and padding in ("valid", "same"):
+        if padding == "valid":
+            min_size = (i - 1) * stride + k_eff
+            default = (i - 1) * stride + max(k_eff, stride)
+        else:
+            min_size = (i - 1) * stride + k_eff % 2
+            default = i * stride
+    else:
+        lo, hi = (k_eff - 1, k_eff - 1) if padding == "full" else padding
+        min_size = (i - 1) * stride - (lo + hi) + k_eff
+        default = min_size
+    if output_size is not None:
+        size = output_size[axis]
+        if not min_size <= size <= min_size + max_op:
+            raise ValueError(
+                f"output_size[{axis}] = {size} is not reachable: the valid range for this axis is "
+                f"[{min_size}, {min_size + max_op}] (input {i}, kernel {kernel}, stride {stride}, "
+                f"dilation {dilation}, padding {padding!r})"
+            )
+        op = size - min_size
+    elif output_padding is not None:
+        op = output_padding[axis]
+        if op > max_op:
+            raise ValueError(
+                f"output_padding must satisfy 0 <= output_padding < max(stride, dilation) = "
+                f"{max_op + 1} on every axis, got {op} on axis {axis}"
+            )
+    else:
+        op = None
+    if isinstance(padding, str) and padding in ("valid", "same"):
+        if op is None:
+            n = default
+            pad_len = stride + k_eff - 2
+        else:
+            n = min_size + op
+            pad_len = k_eff + k_eff % 2 - 2 + op
+        if padding == "valid":
+            lo = hi = 0
+        else:
+            left = min(-(-pad_len // 2), k_eff - 1)
+            lo, hi = k_eff - 1 - left, k_eff - 1 - (pad_len - left)
+    else:
+        n = min_size + (op or 0)
+    if n < 1:
+        raise ValueError(
+            f"the transposed convolution output would be empty on spatial axis {axis}: "
+            f"(i-1)*stride - (lo+hi) + k_eff + output_padding = ({i}-1)*{stride} - ({lo}+{hi}) + "
+            f"{k_eff} + {op or 0} = {n}; reduce padding"
+        )
+    return n, lo, hi
+
+
+def _parse_common(kernel_shape, input_shape, stride, dilation):
+    kernel_shape = v.parse_int_tuple("kernel_shape", kernel_shape, np.size(kernel_shape), 1)
+    ndim = len(kernel_shape)
+    if ndim < 1:
+        raise ValueError("kernel_shape must have at least one spatial axis")
+    input_shape = v.parse_int_tuple("input_shape", input_shape, ndim, 1)
+    stride = v.parse_int_tuple("stride", stride, ndim, 1)
+    dilation = v.parse_int_tuple("dilation", dilation, ndim, 1)
+    return ndim, kernel_shape, input_shape, stride, dilation
+
+
+def conv_output_shape(input_shape, kernel_shape, *, stride=1, padding=0, dilation=1):
+    """Spatial output shape of a forward convolution.
+
+    Parameters
+    ----------
+    input_shape, kernel_shape : int or tuple of int
+        Spatial sizes of the input and of the kernel (``d`` entries each).
+    stride, dilation : int or tuple of int
+        Per-axis stride and dilation, each ``>= 1``.
+    padding : int, tuple, or {"valid", "same", "full"}
+        As in :func:`tconv_sparse.conv`.
+
+    Returns
+    -------
+    tuple of int
+        ``floor((n + lo + hi - k_eff) / stride) + 1`` per axis.
+
+    Examples
+    --------
+    >>> import tconv_sparse as ts
+    >>> ts.conv_output_shape((4, 4), (3, 3))
+    (2, 2)
+    >>> ts.conv_output_shape((5, 5), (3, 3), stride=2, padding="same")
+    (3, 3)
+    """
+    ndim, kernel_shape, input_shape, stride, dilation = _parse_common(
+        kernel_shape, input_shape, stride, dilation
+    )
+    padding = v.parse_padding(padding, ndim)
+    out = []
+    for axis in range(ndim):
+        k_eff = _effective(kernel_shape[axis], dilation[axis])
+        pad = padding if isinstance(padding, str) else padding[axis]
+        lo, hi = _forward_padding(pad, input_shape[axis], k_eff, stride[axis])
+        _check_kernel_fits(axis, input_shape[axis], lo, hi, k_eff, kernel_shape[axis], dilation[axis])
+        out.append((input_shape[axis] + lo + hi - k_eff) // stride[axis] + 1)
+    return tuple(out)
+
+
+def conv_transpose_output_shape(
+    input_shape, kernel_shape, *, stride=1, padding=0, output_padding=None, output_size=None, dilation=1
+):
+    """Spatial output shape of a transposed convolution.
+
+    ``input_shape`` is the transposed convolution's input (the forward
+    convolution's output). Numeric padding follows PyTorch,
+    ``(i - 1) * stride - (lo + hi) + k_eff + output_padding``; ``"valid"`` and
+    ``"same"`` follow Keras 3 / JAX: without ``output_padding``, valid gives
+    ``(i - 1) * stride + max(k_eff, stride)`` and same gives ``i * stride``;
+    with it, valid gives ``(i - 1) * stride + k_eff + op`` and same gives
+    ``(i - 1) * stride + k_eff % 2 + op``. ``output_size`` picks the size
+    directly within ``[min_size, min_size + max(stride, dilation) - 1]``.
+
+    Examples
+    --------
+    The seed's CS231n and Keras examples: a 2x2 input, 3x3 kernel, stride 2.
+
+    >>> import tconv_sparse as ts
+    >>> ts.conv_transpose_output_shape((2, 2), (3, 3), stride=2, padding=1)
+    (3, 3)
+    >>> ts.conv_transpose_output_shape((2, 2), (3, 3), stride=2, padding=1, output_padding=1)
+    (4, 4)
+    >>> ts.conv_transpose_output_shape((2, 2), (3, 3), stride=2, padding="valid")
+    (5, 5)
+    >>> ts.conv_transpose_output_shape((2, 2), (3, 3), stride=2, padding="same")
+    (4, 4)
+    """
+    ndim, kernel_shape, input_shape, stride, dilation = _parse_common(
+        kernel_shape, input_shape, stride, dilation
+    )
+    padding, output_padding, output_size = _parse_transposed_options(
+        ndim, padding, output_padding, output_size
+    )
+    return tuple(
+        _transposed_axis(
+            axis, input_shape[axis], kernel_shape[axis], stride[axis], dilation[axis],
+            padding if isinstance(padding, str) else padding[axis], output_padding, output_size,
+        )[0]
+        for axis in range(ndim)
+    )
+
+
+def _parse_transposed_options(ndim, padding, output_padding, output_size):
+    padding = v.parse_padding(padding, ndim)
+    output_padding = v.parse_optional_int_tuple("output_padding", output_padding, ndim, 0)
+    output_size = v.parse_optional_int_tuple("output_size", output_size, ndim, 1)
+    if output_padding is not None and output_size is not None:
+        raise ValueError(
+            f"give output_padding ({output_padding}) or output_size ({output_size}), not both"
+        )
+    return padding, output_padding, output_size
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Validated geometry of one convolution ``y = C x`` (single sample).
+
+    Build it with :meth:`forward` (from the forward input's shape) or
+    :meth:`transposed` (from the transposed input's shape); both validate
+    every argument and derive every size, so nothing downstream checks again.
+
+    Attributes
+    ----------
+    in_channels, out_channels, groups : int
+        Channels of the forward convolution's input and output.
+    input_shape, output_shape, kernel_shape : tuple of int
+        Spatial sizes of the forward input, forward output and kernel.
+    stride, dilation : tuple of int
+    padding : tuple of (int, int)
+        Forward padding ``(lo, hi)`` per axis (``hi`` < 0 only for Keras "same").
+    padding_mode : str
+    """
+
+    in_channels: int
+    out_channels: int
+    groups: int
+    input_shape: tuple
+    output_shape: tuple
+    kernel_shape: tuple
+    stride: tuple
+    dilation: tuple
+    padding: tuple
+    padding_mode: str
+
+    # ----------------------------------------------------------------- builders
+    @classmethod
+    def forward(cls, weight_shape, input_shape, *, stride=1, padding=0, dilation=1, groups=1,
+                padding_mode="zeros"):
+        """Geometry of a forward convolution of a ``input_shape`` (spatial) input."""
+        kernel_shape, ndim, groups, padding_mode, out_channels, in_channels = _parse_weight(
+            weight_shape, groups, padding_mode
+        )
+        input_shape = v.parse_int_tuple("input_shape", input_shape, ndim, 1)
+        stride = v.parse_int_tuple("stride", stride, ndim, 1)
+        dilation = v.parse_int_tuple("dilation", dilation, ndim, 1)
+        padding = v.parse_padding(padding, ndim)
+        pads, out = [], []
+        for axis in range(ndim):
+            k_eff = _effective(kernel_shape[axis], dilation[axis])
+            pad = padding if isinstance(padding, str) else padding[axis]
+            lo, hi = _forward_padding(pad, input_shape[axis], k_eff, stride[axis])
+            _check_kernel_fits(axis, input_shape[axis], lo, hi, k_eff, kernel_shape[axis], dilation[axis])
+            pads.append((lo, hi))
+            out.append((input_shape[axis] + lo + hi - k_eff) // stride[axis] + 1)
+        return cls._checked(in_channels, out_channels, groups, input_shape, tuple(out), kernel_shape,
+                            stride, dilation, tuple(pads), padding_mode)
+
+    @classmethod
+    def transposed(cls, weight_shape, input_shape, *, stride=1, padding=0, output_padding=None,
+                   output_size=None, dilation=1, groups=1, padding_mode="zeros"):
+        """Geometry of the forward convolution whose transpose maps a ``input_shape`` input.
+
+        ``input_shape`` is the transposed convolution's input (spatial), i.e.
+        the forward convolution's output.
+        """
+        kernel_shape, ndim, groups, padding_mode, out_channels, in_channels = _parse_weight(
+            weight_shape, groups, padding_mode
+        )
+        input_shape = v.parse_int_tuple("input_shape", input_shape, ndim, 1)
+        stride = v.parse_int_tuple("stride", stride, ndim, 1)
+        dilation = v.parse_int_tuple("dilation", dilation, ndim, 1)
+        padding, output_padding, output_size = _parse_transposed_options(
+            ndim, padding, output_padding, output_size
+        )
+        sizes, pads = [], []
+        for axis in range(ndim):
+            n, lo, hi = _transposed_axis(
+                axis, input_shape[axis], kernel_shape[axis], stride[axis], dilation[axis],
+                padding if isinstance(padding, str) else padding[axis], output_padding, output_size,
+            )
+            sizes.append(n)
+            pads.append((lo, hi))
+        return cls._checked(in_channels, out_channels, groups, tuple(sizes), input_shape, kernel_shape,
+                            stride, dilation, tuple(pads), padding_mode)
+
+    @classmethod
+    def _checked(cls, in_channels, out_channels, groups, input_shape, output_shape, kernel_shape,
+                 stride, dilation, padding, padding_mode):
+        for axis, (n, (lo, hi)) in enumerate(zip(input_shape, padding)):
+            if padding_mode == "reflect" and max(lo, hi) >= n:
+                raise ValueError(
+                    f"reflect padding must be smaller than the input size on every axis: axis "
+                    f"{axis} has input size {n} and padding ({lo}, {hi}); the valid range is "
+                    f"0 <= padding <= {n - 1}"
+                )
+            if padding_mode == "circular" and max(lo, hi) > n:
+                raise ValueError(
+                    f"circular padding must not exceed the input size (it wraps around once): "
+                    f"axis {axis} has input size {n} and padding ({lo}, {hi}); the valid range is "
+                    f"0 <= padding <= {n}"
+                )
+        return cls(in_channels, out_channels, groups, input_shape, output_shape, kernel_shape,
+                   stride, dilation, padding, padding_mode)
+
+    # ---------------------------------------------------------------- derived
+    @property
+    def ndim(self) -> int:
+        """Number of spatial axes ``d``."""
+        return len(self.kernel_shape)
+
+    @property
+    def in_channels_per_group(self) -> int:
+        return self.in_channels // self.groups
+
+    @property
+    def out_channels_per_group(self) -> int:
+        return self.out_channels // self.groups
+
+    @property
+    def effective_kernel_shape(self) -> tuple:
+        """``k_eff = dilation * (k - 1) + 1`` per axis."""
+        return tuple(_effective(k, d) for k, d in zip(self.kernel_shape, self.dilation))
+
+    @property
+    def padded_shape(self) -> tuple:
+        """Spatial shape of the padded input, ``n + lo + hi``."""
+        return tuple(n + lo + hi for n, (lo, hi) in zip(self.input_shape, self.padding))
+
+    @property
+    def input_size(self) -> int:
+        """Entries of one flattened input sample, ``C_in * prod(input_shape)``."""
+        return self.in_channels * math.prod(self.input_shape)
+
+    @property
+    def output_size(self) -> int:
+        """Entries of one flattened output sample, ``C_out * prod(output_shape)``."""
+        return self.out_channels * math.prod(self.output_shape)
+
+    @property
+    def matrix_shape(self) -> tuple:
+        """Shape of ``C``: ``(output_size, input_size)``."""
+        return (self.output_size, self.input_size)
+
+    @property
+    def weight_shape(self) -> tuple:
+        return (self.out_channels, self.in_channels_per_group, *self.kernel_shape)
+
+    @cached_property
+    def axis_maps(self) -> tuple:
+        """Per-axis :class:`~tconv_sparse.index_maps.AxisMap` (padding mode included)."""
+        return tuple(
+            axis_map(n, out, k, s, d, lo, self.padding_mode)
+            for n, out, k, s, d, (lo, _) in zip(
+                self.input_shape, self.output_shape, self.kernel_shape, self.stride,
+                self.dilation, self.padding,
+            )
+        )
+
+    @cached_property
+    def canonical_maps(self) -> tuple:
+        """``(leading, last)``: the leading axes fused into one map, and the last axis.
+
+        Every Numba kernel works on this two-level form, which makes them
+        rank-generic: the input is viewed as ``(N, C, prod(n[:-1]), n[-1])``.
+        """
+        maps = self.axis_maps
+        return product_map(maps[:-1]), maps[-1]
+
+    @cached_property
+    def padding_matrices(self) -> tuple:
+        """Per-axis 0/1 matrices ``P`` (padded size x input size): ``xpad = P @ x``."""
+        return tuple(
+            padding_matrix(n, lo, lo + hi + n, self.padding_mode)
+            for n, (lo, hi) in zip(self.input_shape, self.padding)
+        )
+
+    @property
+    def pattern_size(self) -> int:
+        """Structural nonzeros of one (output channel, input channel) block of ``C``."""
+        return math.prod(m.num_pairs for m in self.axis_maps)
+
+    @property
+    def nnz(self) -> int:
+        """Exact number of stored entries of ``C`` (duplicates from padding summed)."""
+        return self.out_channels * self.in_channels_per_group * self.pattern_size
+
+
+def _parse_weight(weight_shape, groups, padding_mode):
+    weight_shape = tuple(int(s) for s in weight_shape)
+    if len(weight_shape) < 3 or min(weight_shape) < 1:
+        raise ValueError(
+            "weight must have shape (C_out, C_in // groups, *kernel_size) with at least one "
+            f"spatial axis and no empty axis, got {weight_shape}"
+        )
+    groups = v.parse_groups(groups)
+    padding_mode = v.parse_padding_mode(padding_mode)
+    out_channels = weight_shape[0]
+    if out_channels % groups:
+        raise ValueError(
+            f"groups={groups} must divide the weight's first axis (C_out of the forward "
+            f"convolution, C_in of the transposed one) = {out_channels}"
+        )
+    return weight_shape[2:], len(weight_shape) - 2, groups, padding_mode, out_channels, weight_shape[1] * groups
