@@ -54,11 +54,15 @@ def _as_int(name: str, value) -> int:
     return int(value)
 
 
+def _is_sequence(value) -> bool:
+    return isinstance(value, (tuple, list)) or (isinstance(value, np.ndarray) and value.ndim > 0)
+
+
 def parse_int_tuple(name: str, value, ndim: int, minimum: int) -> tuple[int, ...]:
     """Parse an int or a length-``ndim`` sequence of ints, each ``>= minimum``."""
     if isinstance(value, (str, bytes)):
         raise ParameterTypeError(f"{name} must be an int or a tuple of {ndim} ints, got {value!r}")
-    if np.ndim(value) == 0:
+    if not _is_sequence(value):
         values = (_as_int(name, value),) * ndim
     else:
         seq = list(value)
@@ -81,9 +85,9 @@ def parse_optional_int_tuple(name: str, value, ndim: int, minimum: int):
 
 def parse_groups(groups) -> int:
     """Parse ``groups`` (an int >= 1)."""
-    if np.ndim(groups) != 0 or isinstance(groups, str):
+    if _is_sequence(groups) or not isinstance(groups, numbers.Integral) or isinstance(groups, (bool, np.bool_)):
         raise ParameterTypeError(f"groups must be an int >= 1, got {groups!r}")
-    value = _as_int("groups", groups)
+    value = int(groups)
     if value < 1:
         raise ValueError(f"groups must be an int >= 1, got {groups!r}")
     return value
@@ -103,7 +107,7 @@ def parse_padding(padding, ndim: int):
                 f"or one of {PADDING_STRINGS}; got {padding!r}"
             )
         return lowered
-    if np.ndim(padding) == 0:
+    if not _is_sequence(padding):
         p = _as_int("padding", padding)
         pairs = ((p, p),) * ndim
     else:
@@ -117,7 +121,7 @@ def parse_padding(padding, ndim: int):
         for entry in entries:
             if isinstance(entry, str):
                 raise ParameterTypeError(f"padding entries must be ints or (lo, hi) pairs, got {padding!r}")
-            if np.ndim(entry) == 0:
+            if not _is_sequence(entry):
                 p = _as_int("padding", entry)
                 pairs.append((p, p))
             else:

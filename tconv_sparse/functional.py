@@ -27,15 +27,16 @@ def parse_method(method, valid) -> str:
 def apply_backend(backend, data, weight, geometry, bias=None, transposed=False) -> np.ndarray:
     """Run one backend on batched ``data`` after casting to the result dtype.
 
-    The allocation of the output is checked against the memory limit first.
+    The allocation of the output is checked against the memory limit first;
+    the result is always C-contiguous.
     """
     dtype = v.result_dtype(data, weight)
     channels, shape = ((geometry.in_channels, geometry.input_shape) if transposed
                        else (geometry.out_channels, geometry.output_shape))
     bias = v.as_bias(bias, channels, dtype)
     v.check_bytes("the output", data.shape[0] * channels * np.prod(shape, dtype=float) * dtype.itemsize)
-    result = backend(np.ascontiguousarray(data, dtype=dtype), np.ascontiguousarray(weight, dtype=dtype),
-                     geometry)
+    result = np.ascontiguousarray(backend(np.ascontiguousarray(data, dtype=dtype),
+                                          np.ascontiguousarray(weight, dtype=dtype), geometry))
     if bias is not None:
         result += bias.reshape(-1, *([1] * len(shape)))
     return result

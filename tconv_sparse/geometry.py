@@ -121,9 +121,10 @@ def _transposed_axis(axis, i, kernel, stride, dilation, padding, output_padding,
         n = min_size + (op or 0)
     if n < 1:
         raise ValueError(
-            f"the transposed convolution output would be empty on spatial axis {axis}: "
-            f"(i-1)*stride - (lo+hi) + k_eff + output_padding = ({i}-1)*{stride} - ({lo}+{hi}) + "
-            f"{k_eff} + {op or 0} = {n}; reduce padding"
+            f"the transposed convolution output would be empty on spatial axis {axis}: size {n} "
+            f"for input {i}, kernel {kernel}, stride {stride}, dilation {dilation}, padding "
+            f"{padding!r}, output_padding {op}; the size must be >= 1 (use less padding or more "
+            "output_padding)"
         )
     return n, lo, hi
 
