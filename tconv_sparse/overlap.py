@@ -1,0 +1,175 @@
+"""Overlap maps: how many input-kernel products land on each transposed-convolution output.
+
+A transposed convolution adds ``input[o] * kernel[t]`` into output pixel
+``o * stride + t * dilation - lo`` (per axis). The number of products landing on
+each output pixel is the column count of ``C``'s pattern (zero padding), and
+per axis it is periodic with period ``stride`` away from the borders: interior
+pixel ``i`` receives ``#{t : t * dilation ≡ i + lo (mod stride)}`` products. When
+those counts differ between phases — whenever ``kernel % stride != 0`` (or
+``gcd(dilation, stride) > 1``) — the output shows the checkerboard artefacts of
+Odena, Dumoulin & Olah, "Deconvolution and Checkerboard Artifacts" (Distill, 2016).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _validation as v
+from .geometry import Geometry
+
+__all__ = ["overlap_map", "overlap_summary", "OverlapSummary", "kernel_geometry"]
+
+
+def kernel_geometry(kernel_shape, input_shape, *, stride=1, padding=0, output_padding=None,
+                    output_size=None, dilation=1, padding_mode="zeros") -> Geometry:
+    """Validated single-channel :class:`~tconv_sparse.Geometry` of a transposed convolution.
+
+    ``input_shape`` is the transposed convolution's spatial input; the rank
+    is ``len(kernel_shape)``. Shared by the overlap, symbolic, plotting and
+    explain tools, which take a kernel shape instead of a weight.
+    """
+    kernel_shape = v.parse_int_tuple("kernel_shape", kernel_shape, max(np.size(kernel_shape), 1), 1)
+    return Geometry.transposed((1, 1, *kernel_shape), input_shape, stride=stride, padding=padding,
+                               output_padding=output_padding, output_size=output_size,
+                               dilation=dilation, padding_mode=padding_mode)
+
+
+def _outer(vectors) -> np.ndarray:
+    return math.prod(np.ix_(*vectors)) if len(vectors) > 1 else np.asarray(vectors[0])
+
+
+def _axis_counts(geometry) -> list:
+    return [np.diff(m.back_ptr) for m in geometry.axis_maps]
+
+
+def overlap_map(kernel_shape, input_shape, *, stride=1, padding=0, output_padding=None,
+                output_size=None, dilation=1) -> np.ndarray:
+    """Number of input-kernel products landing on each pixel of a transposed convolution's output.
+
+    Parameters
+    ----------
+    kernel_shape : int or tuple of int
+        Spatial kernel size (its length sets the rank ``d``).
+    input_shape : int or tuple of int
+        Spatial shape of the transposed convolution's input.
+    stride, padding, output_padding, output_size, dilation
+        As in :func:`tconv_sparse.conv_transpose` (zero padding).
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        Shape :func:`~tconv_sparse.conv_transpose_output_shape`; entry ``p`` is
+        the number of ``(input, tap)`` pairs with ``o * stride + t * dilation - lo == p``
+        on every axis, i.e. the column counts of ``C``'s pattern. It is the
+        outer product of the per-axis counts.
+
+    See Also
+    --------
+    overlap_summary : the map with its unevenness (max/min ratio) and periodic tile.
+
+    Examples
+    --------
+    The seed's Keras example: 2x2 input, 3x3 kernel, stride 2, ``"valid"``. The
+    centre line gets two products per axis: a checkerboard (3 % 2 != 0).
+
+    >>> import tconv_sparse as ts
+    >>> ts.overlap_map(3, 2, stride=2, padding="valid")
+    array([1, 1, 2, 1, 1])
+    >>> ts.overlap_map((3, 3), (2, 2), stride=2, padding="valid")
+    array([[1, 1, 2, 1, 1],
+           [1, 1, 2, 1, 1],
+           [2, 2, 4, 2, 2],
+           [1, 1, 2, 1, 1],
+           [1, 1, 2, 1, 1]])
+
+    A kernel divisible by the stride covers the interior evenly:
+
+    >>> ts.overlap_map(4, 4, stride=2, padding=1)
+    array([1, 2, 2, 2, 2, 2, 2, 1])
+    """
+    geometry = kernel_geometry(kernel_shape, input_shape, stride=stride, padding=padding,
+                               output_padding=output_padding, output_size=output_size, dilation=dilation)
+    return _outer(_axis_counts(geometry)).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class OverlapSummary:
+    """An overlap map with its unevenness.
+
+    Attributes
+    ----------
+    counts : numpy.ndarray
+        The overlap map (:func:`overlap_map`).
+    min, max : int
+        Smallest and largest count over the output.
+    ratio : float
+        ``max / min`` over the output (``inf`` when some pixel receives no
+        product); border pixels included.
+    tile : numpy.ndarray
+        The interior pattern, shape ``stride``: ``tile[q]`` is the count of
+        every output pixel ``i`` far enough from the borders with
+        ``(i + lo) % stride == q`` (per axis). It depends only on kernel,
+        stride and dilation.
+    tile_ratio : float
+        ``tile.max() / tile.min()`` (``inf`` when some phase receives no
+        product): the checkerboard strength, independent of the borders.
+    checkerboard : bool
+        Whether the interior is uneven (``tile_ratio > 1``).
+    """
+
+    counts: np.ndarray
+    min: int
+    max: int
+    ratio: float
+    tile: np.ndarray
+    tile_ratio: float
+    checkerboard: bool
+
+
+def _ratio(values) -> float:
+    low, high = int(values.min()), int(values.max())
+    return high / low if low else float("inf")
+
+
+def overlap_summary(kernel_shape, input_shape, *, stride=1, padding=0, output_padding=None,
+                    output_size=None, dilation=1) -> OverlapSummary:
+    """The overlap map with its unevenness: max/min ratio and the periodic interior tile.
+
+    Parameters are those of :func:`overlap_map`.
+
+    Returns
+    -------
+    OverlapSummary
+
+    Examples
+    --------
+    >>> import tconv_sparse as ts
+    >>> s = ts.overlap_summary((3, 3), (4, 4), stride=2, padding=1)
+    >>> s.counts
+    array([[1, 2, 1, 2, 1, 2, 1],
+           [2, 4, 2, 4, 2, 4, 2],
+           [1, 2, 1, 2, 1, 2, 1],
+           [2, 4, 2, 4, 2, 4, 2],
+           [1, 2, 1, 2, 1, 2, 1],
+           [2, 4, 2, 4, 2, 4, 2],
+           [1, 2, 1, 2, 1, 2, 1]])
+    >>> s.tile, s.tile_ratio, s.checkerboard
+    (array([[4, 2],
+           [2, 1]]), 4.0, True)
+    >>> ts.overlap_summary(4, 8, stride=2, padding=1).checkerboard
+    False
+    """
+    geometry = kernel_geometry(kernel_shape, input_shape, stride=stride, padding=padding,
+                               output_padding=output_padding, output_size=output_size, dilation=dilation)
+    counts = _outer(_axis_counts(geometry)).astype(np.int64)
+    tile = _outer([
+        np.bincount((np.arange(k) * d) % s, minlength=s)
+        for k, d, s in zip(geometry.kernel_shape, geometry.dilation, geometry.stride)
+    ]).astype(np.int64)
+    tile_ratio = _ratio(tile)
+    return OverlapSummary(counts=counts, min=int(counts.min()), max=int(counts.max()),
+                          ratio=_ratio(counts), tile=tile, tile_ratio=tile_ratio,
+                          checkerboard=tile_ratio > 1)
