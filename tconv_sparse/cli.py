@@ -16,7 +16,16 @@ from . import __version__
 __all__ = ["main"]
 
 #: sub-command name -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "explain": ("tconv_sparse.explain",
+                "explain a transposed convolution: output sizes, equivalent PyTorch/Keras/JAX calls, "
+                "symbolic output, overlap map"),
+    "bench": ("tconv_sparse.bench.command",
+              "time every conv / conv_transpose method against PyTorch on the benchmark grid"),
+    "demo": ("tconv_sparse.demo",
+             "a guided tour with real numbers: shapes, C and C.T, every method agreeing, speed, "
+             "transposed convolution vs deconvolution; figures to --out"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -725,19 +725,18 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
     -----
     **Solvers.** With ``A = [C; damp R]`` and ``b = [h; 0]``:
 
-    ============  ===============================================  ===============================================
-    solver        algorithm                                        stops when (``tol``)
-    ============  ===============================================  ===============================================
-    lsqr          LSQR on ``A``                                    ``||r|| <= tol (||b|| + ||A|| ||x||)`` or
-                                                                   ``||A^H r|| <= tol ||A|| ||r||`` (converged);
-                                                                   ``cond(A) >= 1e8`` (not converged)
-    lsmr          LSMR on ``A`` (monotone ``||A^H r||``)           as lsqr
-    cg            CG on ``A^H A x = A^H b`` (CGLS form)            ``||A^H r|| <= tol ||A^H b||``
-    direct        SuperLU of ``A^H A``, iterative refinement       as cg
-    pdhg          Chambolle-Pock primal-dual, ``K = [C; R]``       relative change of primal and dual ``<= tol``
-    richardson_   ``x <- x C^T(h / C x) / C^T 1``                  relative change of ``x`` ``<= tol``
-    lucy
-    ============  ===============================================  ===============================================
+    ===============  ===============================================  ===============================================
+    solver           algorithm                                        stops when (``tol``)
+    ===============  ===============================================  ===============================================
+    lsqr             LSQR on ``A``                                    ``||r|| <= tol (||b|| + ||A|| ||x||)`` or
+                                                                      ``||A^H r|| <= tol ||A|| ||r||`` (converged);
+                                                                      ``cond(A) >= 1e8`` (not converged)
+    lsmr             LSMR on ``A`` (monotone ``||A^H r||``)           as lsqr
+    cg               CG on ``A^H A x = A^H b`` (CGLS form)            ``||A^H r|| <= tol ||A^H b||``
+    direct           SuperLU of ``A^H A``, iterative refinement       as cg
+    pdhg             Chambolle-Pock primal-dual, ``K = [C; R]``       relative change of primal and dual ``<= tol``
+    richardson_lucy  ``x <- x C^T(h / C x) / C^T 1``                  relative change of ``x`` ``<= tol``
+    ===============  ===============================================  ===============================================
 
     **Which to pick.** ``"lsqr"`` (the default) for any linear problem,
     damped or not; with ``damp = 0`` on an ill-posed blur, its iteration
