@@ -406,14 +406,7 @@ def _plan(name, data, weight, bias, method, chunks, transposed: bool, geometry_k
     sample, batched = _as_sample(name, data, weight.ndim - 2)
     build = Geometry.transposed if transposed else Geometry.forward
     geometry = build(weight.shape, sample.shape[2 if batched else 1:], **geometry_kwargs)
-    channels = sample.shape[1 if batched else 0]
-    expected = geometry.out_channels if transposed else geometry.in_channels
-    if channels != expected:
-        raise ValueError(
-            f"{name} has {channels} channels but the weight {weight.shape} with groups={geometry.groups} "
-            f"expects {expected} (C_in = weight.shape[1] * groups for conv, weight.shape[0] for "
-            "conv_transpose)"
-        )
+    geometry.check_channels(name, sample.shape[1 if batched else 0], transposed)
     dtype = v.result_dtype(sample, weight)
     out_channels = geometry.in_channels if transposed else geometry.out_channels
     bias = v.as_bias(bias, out_channels, dtype)

@@ -93,12 +93,7 @@ def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, pad
     geometry = Geometry.forward(weight.shape, x.shape[2 if batched else 1:], stride=stride,
                                 padding=padding, dilation=dilation, groups=groups,
                                 padding_mode=padding_mode)
-    channels = x.shape[1 if batched else 0]
-    if channels != geometry.in_channels:
-        raise ValueError(
-            f"x has {channels} channels but the weight {weight.shape} with groups={geometry.groups} "
-            f"expects C_in = weight.shape[1] * groups = {geometry.in_channels}"
-        )
+    geometry.check_channels("x", x.shape[1 if batched else 0])
     if method == "auto":
         method = choose_forward(geometry, x.shape[0] if batched else 1, v.result_dtype(x, weight))
     result = apply_backend(FORWARD[method], x if batched else x[None], weight, geometry, bias)
@@ -166,12 +161,7 @@ def conv_transpose(y, weight, bias=None, *, stride=1, padding=0, output_padding=
                                    padding=padding, output_padding=output_padding,
                                    output_size=output_size, dilation=dilation, groups=groups,
                                    padding_mode=padding_mode)
-    channels = y.shape[1 if batched else 0]
-    if channels != geometry.out_channels:
-        raise ValueError(
-            f"y has {channels} channels but the transposed-convolution weight {weight.shape} "
-            f"expects weight.shape[0] = {geometry.out_channels}"
-        )
+    geometry.check_channels("y", y.shape[1 if batched else 0], transposed=True)
     if method == "auto":
         method = choose_transpose(geometry, y.shape[0] if batched else 1, v.result_dtype(y, weight))
     result = apply_backend(TRANSPOSE[method], y if batched else y[None], weight, geometry, bias,

@@ -377,6 +377,20 @@ class Geometry:
     def weight_shape(self) -> tuple:
         return (self.out_channels, self.in_channels_per_group, *self.kernel_shape)
 
+    def check_channels(self, name: str, channels: int, transposed: bool = False) -> None:
+        """Raise a ``ValueError`` unless ``channels`` is what the data ``name`` must have.
+
+        The forward convolution's input has ``C_in = weight.shape[1] * groups``
+        channels; the transposed convolution's input has ``weight.shape[0]``.
+        """
+        expected, rule = ((self.out_channels, "weight.shape[0]") if transposed
+                          else (self.in_channels, "C_in = weight.shape[1] * groups"))
+        if channels != expected:
+            raise ValueError(
+                f"{name} has {channels} channels but the weight {self.weight_shape} with "
+                f"groups={self.groups} expects {rule} = {expected}"
+            )
+
     @cached_property
     def axis_maps(self) -> tuple:
         """Per-axis :class:`~tconv_sparse.index_maps.AxisMap` (padding mode included)."""
