@@ -158,20 +158,33 @@ def _norm(x: np.ndarray) -> float:
 # calls monitor(iteration, x, ||A x - b||) after every iteration (and once for
 # the start), and returns (x, iterations, converged).
 
-def _lsqr(forward, adjoint, b, x, maxiter, tol, monitor):
-    """LSQR (Paige & Saunders 1982), SciPy's stopping tests with ``atol = btol = tol``."""
+def _golub_kahan_start(forward, adjoint, b, x, monitor):
+    """First Golub-Kahan bidiagonalisation step of LSQR and LSMR.
+
+    Returns ``(||b||, u, beta, v, alpha)`` with ``beta u = b - A x`` and
+    ``alpha v = A^H u``, or ``None`` when ``x`` already solves the problem
+    (``beta == 0`` or ``alpha == 0``).
+    """
     bnorm = _norm(b)
     u = b - forward(x)
     beta = _norm(u)
     monitor(0, x, beta)
     if beta == 0:
-        return x, 0, True
+        return None
     u = u / beta
     v = adjoint(u)
     alpha = _norm(v)
     if alpha == 0:
+        return None
+    return bnorm, u, beta, v / alpha, alpha
+
+
+def _lsqr(forward, adjoint, b, x, maxiter, tol, monitor):
+    """LSQR (Paige & Saunders 1982), SciPy's stopping tests with ``atol = btol = tol``."""
+    start = _golub_kahan_start(forward, adjoint, b, x, monitor)
+    if start is None:
         return x, 0, True
-    v = v / alpha
+    bnorm, u, beta, v, alpha = start
     w = v
     rhobar, phibar = alpha, beta
     anorm2 = ddnorm = 0.0
@@ -203,18 +216,10 @@ def _lsqr(forward, adjoint, b, x, maxiter, tol, monitor):
 
 def _lsmr(forward, adjoint, b, x, maxiter, tol, monitor):
     """LSMR (Fong & Saunders 2011), SciPy's stopping tests with ``atol = btol = tol``."""
-    bnorm = _norm(b)
-    u = b - forward(x)
-    beta = _norm(u)
-    monitor(0, x, beta)
-    if beta == 0:
+    start = _golub_kahan_start(forward, adjoint, b, x, monitor)
+    if start is None:
         return x, 0, True
-    u = u / beta
-    v = adjoint(u)
-    alpha = _norm(v)
-    if alpha == 0:
-        return x, 0, True
-    v = v / alpha
+    bnorm, u, beta, v, alpha = start
     zetabar, alphabar = alpha * beta, alpha
     rho = rhobar = cbar = 1.0
     sbar = 0.0
