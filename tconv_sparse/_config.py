@@ -14,11 +14,12 @@ physical memory and can be changed with the environment variable
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numba
 
-__all__ = ["jit", "jit_parallel", "get_max_bytes", "set_max_bytes", "num_threads"]
+__all__ = ["get_max_bytes", "jit", "jit_parallel", "num_threads", "numba_threads", "set_max_bytes"]
 
 _JIT_FLAGS = {"nopython": True, "cache": True, "nogil": True, "fastmath": False}
 
@@ -76,3 +77,19 @@ def set_max_bytes(limit: int) -> int:
 def num_threads() -> int:
     """Number of threads the Numba kernels use (``numba.get_num_threads()``)."""
     return numba.get_num_threads()
+
+
+@contextlib.contextmanager
+def numba_threads(count: int):
+    """Run the Numba kernels of the ``with`` block on ``count`` threads (this thread only).
+
+    The GEMM paths leave the cores to BLAS: OpenBLAS and the OpenMP pool of
+    the Numba kernels both spin-wait between calls, and alternating between
+    them on the same cores costs more than the Numba passes gain in parallel.
+    """
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(count, previous))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["AxisMap", "axis_map", "product_map", "padding_index", "padding_matrix"]
+__all__ = ["AxisMap", "axis_map", "transpose_map", "product_map", "padding_index", "padding_matrix"]
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,16 @@ def _from_triples(out, n, kernel, outputs, inputs, taps) -> AxisMap:
         back_out=outputs[back],
         back_tap=taps[back],
     )
+
+
+def transpose_map(m: AxisMap) -> AxisMap:
+    """The map of the transposed axis: the same triples with inputs as outputs.
+
+    Its rows are the rows of ``C.T`` (the product of the transposed axes'
+    maps, with the channel-swapped kernel, is ``C.T`` itself).
+    """
+    inputs = np.repeat(np.arange(m.input_size, dtype=np.int64), np.diff(m.back_ptr))
+    return _from_triples(m.input_size, m.output_size, m.kernel_size, inputs, m.back_out, m.back_tap)
 
 
 def _ragged_product(ptr_a, rows_a, ptr_b, rows_b):

@@ -1,10 +1,16 @@
-"""The convolution as an explicit sparse matrix ``C``.
+"""The convolution as an explicit sparse matrix ``C``, and its transpose built directly.
 
 ``conv_matrix`` writes the CSR arrays of ``C`` directly from the index maps of
 :mod:`tconv_sparse.index_maps`: row pointers by vectorised counting, column
 indices and values by one parallel Numba pass over the rows (each row is
 written by exactly one thread, so nothing races). No dense intermediate, no
-Python loop over pixels, no convolution of identity columns.
+Python loop over pixels, no convolution of identity columns, no temporary
+larger than one integer per row: the peak memory is the final matrix.
+
+The CSR arrays of ``C.T`` come from the same pass run on the transposed axis
+maps (:func:`~tconv_sparse.index_maps.transpose_map`) with the channel-swapped
+kernel: the rows of ``C.T`` are the columns of ``C``, already sorted, so
+``C.T @ y`` is a row-parallel product like ``C @ x``.
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ import math
 
 import numpy as np
 import scipy.sparse as sp
-from numba import prange
+from numba import prange, uint64
 
 from . import _validation as v
-from ._config import jit_parallel
+from ._config import jit_parallel, num_threads
 from .geometry import Geometry
+from .index_maps import product_map, transpose_map
 
 __all__ = ["conv_matrix", "matrix_bytes", "build_matrix", "canonical_weight"]
 
@@ -36,58 +43,114 @@ def _index_dtype(geometry: Geometry):
     return np.dtype(np.int32 if fits else np.int64)
 
 
-def matrix_bytes(geometry: Geometry, dtype) -> int:
-    """Bytes of the CSR matrix of ``geometry`` (data, indices and row pointers)."""
+def matrix_bytes(geometry: Geometry, dtype, transpose: bool = False) -> int:
+    """Bytes of the CSR matrix ``C`` (or ``C.T``) of ``geometry``: data, indices, row pointers."""
     index_size = _index_dtype(geometry).itemsize
-    return geometry.nnz * (np.dtype(dtype).itemsize + index_size) + (geometry.output_size + 1) * index_size
+    rows = geometry.input_size if transpose else geometry.output_size
+    return geometry.nnz * (np.dtype(dtype).itemsize + index_size) + (rows + 1) * index_size
 
 
 @jit_parallel
 def _fill_rows(w, groups, a_ptr, a_col, a_tap_ptr, a_tap, b_ptr, b_col, b_tap_ptr, b_tap,
-               b_inputs, channel_stride, indptr, indices, data):
-    out_channels, cin_g = w.shape[0], w.shape[1]
+               b_inputs, channel_stride, most_pairs, most_taps, chunks, indptr, indices, data):
+    """Row ``(c_out, o_a, o_b)``: for each input channel of its group, the lead pairs of
+    ``o_a`` times the last-axis pairs of ``o_b`` (sorted columns), each value the sum of
+    the taps of its pair.
+
+    The row's pattern (column offsets and taps within one channel, at most
+    ``most_pairs`` and ``most_taps`` of them) is built once; each channel then
+    writes its block with a plain gather loop.
+    """
+    out_channels, cin_g, k_lead, k_last = w.shape
+    kernels = w.reshape(out_channels, cin_g, k_lead * k_last)
     cout_g = out_channels // groups
-    rows_a = len(a_ptr) - 1
-    rows_b = len(b_ptr) - 1
-    for task in prange(out_channels * rows_a):
-        co = task // rows_a
-        oa = task % rows_a
-        first_channel = (co // cout_g) * cin_g
-        for ob in range(rows_b):
-            pos = indptr[task * rows_b + ob]
+    rows_a, rows_b = len(a_ptr) - 1, len(b_ptr) - 1
+    rows = out_channels * rows_a * rows_b
+    zero = w.dtype.type(0)
+    for chunk in prange(chunks):
+        columns = np.empty(most_pairs, dtype=np.int64)
+        tap_ptr = np.empty(most_pairs + 1, dtype=np.int64)
+        taps = np.empty(most_taps, dtype=np.int64)
+        for row in range(chunk * rows // chunks, (chunk + 1) * rows // chunks):
+            co = row // (rows_a * rows_b)
+            oa = (row // rows_b) % rows_a
+            ob = row % rows_b
+            count, tap_count = 0, 0
+            tap_ptr[0] = 0
+            for ua in range(a_ptr[oa], a_ptr[oa + 1]):
+                for ub in range(b_ptr[ob], b_ptr[ob + 1]):
+                    columns[count] = a_col[ua] * b_inputs + b_col[ub]
+                    for ja in range(a_tap_ptr[ua], a_tap_ptr[ua + 1]):
+                        for jb in range(b_tap_ptr[ub], b_tap_ptr[ub + 1]):
+                            taps[tap_count] = a_tap[ja] * k_last + b_tap[jb]
+                            tap_count += 1
+                    count += 1
+                    tap_ptr[count] = tap_count
+            pos = uint64(indptr[row])
+            first_channel = (co // cout_g) * cin_g
             for c in range(cin_g):
+                kernel = kernels[co, c]
                 base = (first_channel + c) * channel_stride
-                for ua in range(a_ptr[oa], a_ptr[oa + 1]):
-                    base_a = base + a_col[ua] * b_inputs
-                    for ub in range(b_ptr[ob], b_ptr[ob + 1]):
-                        indices[pos] = base_a + b_col[ub]
-                        data[pos] = 0
-                        for ja in range(a_tap_ptr[ua], a_tap_ptr[ua + 1]):
-                            for jb in range(b_tap_ptr[ub], b_tap_ptr[ub + 1]):
-                                data[pos] += w[co, c, a_tap[ja], b_tap[jb]]
-                        pos += 1
+                if tap_count == count:
+                    for j in range(uint64(count)):
+                        indices[pos + j] = base + columns[j]
+                        data[pos + j] = kernel[taps[j]]
+                else:
+                    for j in range(uint64(count)):
+                        value = zero
+                        for m in range(tap_ptr[j], tap_ptr[j + 1]):
+                            value += kernel[taps[m]]
+                        indices[pos + j] = base + columns[j]
+                        data[pos + j] = value
+                pos += uint64(count)
 
 
-def build_matrix(weight: np.ndarray, geometry: Geometry, dtype, max_bytes=None) -> sp.csr_array:
-    """Build ``C`` for a validated geometry (the work behind :func:`conv_matrix`)."""
+def _row_extent(m) -> tuple[int, int]:
+    """Most pairs and most taps in one row of an axis map."""
+    return int(np.diff(m.row_ptr).max(initial=0)), int(np.diff(m.tap_ptr[m.row_ptr]).max(initial=0))
+
+
+def _channel_swapped(weight: np.ndarray, groups: int) -> np.ndarray:
+    """``(C_out, C_in/G, *k)`` -> ``(C_in, C_out/G, *k)``: the kernel of ``C.T``'s rows."""
+    out_channels, cin_g, *kernel = weight.shape
+    swapped = weight.reshape(groups, out_channels // groups, cin_g, *kernel).swapaxes(1, 2)
+    return swapped.reshape(groups * cin_g, out_channels // groups, *kernel)
+
+
+def build_matrix(weight: np.ndarray, geometry: Geometry, dtype, max_bytes=None,
+                 transpose: bool = False) -> sp.csr_array:
+    """Build ``C`` (or, with ``transpose``, ``C.T`` directly) for a validated geometry.
+
+    This is the work behind :func:`conv_matrix`; ``C.T`` is the CSR matrix of
+    shape ``(C_in * prod(input_shape), C_out * prod(output_shape))``, equal to
+    ``conv_matrix(...).T`` in canonical CSR form.
+    """
     dtype = np.dtype(dtype)
-    v.check_bytes(f"the sparse matrix of shape {geometry.matrix_shape} with {geometry.nnz} nonzeros",
-                  matrix_bytes(geometry, dtype), max_bytes)
+    shape = geometry.matrix_shape[::-1] if transpose else geometry.matrix_shape
+    v.check_bytes(f"the sparse matrix of shape {shape} with {geometry.nnz} nonzeros",
+                  matrix_bytes(geometry, dtype, transpose), max_bytes)
     index_dtype = _index_dtype(geometry)
-    lead, last = geometry.canonical_maps
-    row_counts = geometry.in_channels_per_group * np.multiply.outer(
-        np.diff(lead.row_ptr), np.diff(last.row_ptr)
-    ).ravel()
-    indptr = np.empty(geometry.output_size + 1, dtype=index_dtype)
+    if transpose:
+        maps = [transpose_map(m) for m in geometry.axis_maps]
+        lead, last = product_map(maps[:-1]), maps[-1]
+        weight = _channel_swapped(weight, geometry.groups)
+        channels, spatial = geometry.in_channels, geometry.output_shape
+    else:
+        lead, last = geometry.canonical_maps
+        channels, spatial = geometry.out_channels, geometry.input_shape
+    w = np.ascontiguousarray(weight, dtype=dtype).reshape(channels, weight.shape[1], lead.kernel_size,
+                                                          last.kernel_size)
+    row_counts = w.shape[1] * np.multiply.outer(np.diff(lead.row_ptr), np.diff(last.row_ptr)).ravel()
+    indptr = np.empty(shape[0] + 1, dtype=index_dtype)
     indptr[0] = 0
-    np.cumsum(np.tile(row_counts, geometry.out_channels), out=indptr[1:])
+    np.cumsum(np.tile(row_counts, channels), out=indptr[1:])
     indices = np.empty(geometry.nnz, dtype=index_dtype)
     data = np.empty(geometry.nnz, dtype=dtype)
-    w = np.ascontiguousarray(canonical_weight(weight, geometry), dtype=dtype)
     _fill_rows(w, geometry.groups, lead.row_ptr, lead.col, lead.tap_ptr, lead.tap,
-               last.row_ptr, last.col, last.tap_ptr, last.tap, last.input_size,
-               math.prod(geometry.input_shape), indptr, indices, data)
-    matrix = sp.csr_array((data, indices, indptr), shape=geometry.matrix_shape, copy=False)
+               last.row_ptr, last.col, last.tap_ptr, last.tap, last.input_size, math.prod(spatial),
+               *np.multiply(_row_extent(lead), _row_extent(last)).tolist(),
+               max(1, min(shape[0], 8 * num_threads())), indptr, indices, data)
+    matrix = sp.csr_array((data, indices, indptr), shape=shape, copy=False)
     matrix.has_sorted_indices = True
     matrix.has_canonical_format = True
     return matrix

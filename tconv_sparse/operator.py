@@ -6,6 +6,7 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from . import _validation as v
+from ._csr import csr_matmul
 from .backends import FORWARD, TRANSPOSE
 from .functional import FORWARD_METHODS, TRANSPOSE_METHODS, apply_backend
 from .geometry import Geometry
@@ -33,6 +34,13 @@ def _parse_operator_method(method) -> tuple[str, str]:
     if transpose not in TRANSPOSE_METHODS:
         raise ValueError(f"the transpose method must be one of {TRANSPOSE_METHODS}, got {transpose!r}")
     return forward, transpose
+
+
+def _product(matrix, columns: np.ndarray) -> np.ndarray:
+    """``matrix @ columns`` with the parallel CSR kernel (a single column as a vector)."""
+    if columns.shape[1] == 1:
+        return csr_matmul(matrix, columns[:, 0])[:, None]
+    return csr_matmul(matrix, columns)
 
 
 class ConvOperator(LinearOperator):
@@ -64,6 +72,13 @@ class ConvOperator(LinearOperator):
     matrix : scipy.sparse.csr_array
         ``C``, built on first access and kept.
 
+    Notes
+    -----
+    With ``"sparse"``, products use a row-parallel CSR kernel on all Numba
+    threads (SciPy's runs on one); ``rmatvec``/``rmatmat`` use ``C.T``, built
+    directly from the index maps on first use and kept (as much memory again
+    as ``C``), so that the adjoint is a row-parallel product too.
+
     Examples
     --------
     >>> import numpy as np, tconv_sparse as ts
@@ -87,6 +102,7 @@ class ConvOperator(LinearOperator):
         dtype = v.result_dtype(weight)
         self.weight = np.ascontiguousarray(weight, dtype=dtype)
         self._matrix = None
+        self._transposed = None
         super().__init__(dtype=dtype, shape=self.geometry.matrix_shape)
 
     @property
@@ -96,6 +112,12 @@ class ConvOperator(LinearOperator):
             self._matrix = build_matrix(self.weight, self.geometry, self.dtype)
         return self._matrix
 
+    def _transposed_matrix(self):
+        """``C.T`` (CSR), built directly once on first use."""
+        if self._transposed is None:
+            self._transposed = build_matrix(self.weight, self.geometry, self.dtype, transpose=True)
+        return self._transposed
+
     def _samples(self, columns: np.ndarray, channels: int, spatial) -> np.ndarray:
         return columns.T.reshape(columns.shape[1], channels, *spatial)
 
@@ -103,7 +125,7 @@ class ConvOperator(LinearOperator):
         X = np.asarray(X)
         geometry = self.geometry
         if self._forward_method == "sparse":
-            return self.matrix @ X
+            return _product(self.matrix, X)
         method = self._forward_method
         if method == "auto":
             method = choose_forward(geometry, X.shape[1], self.dtype)
@@ -115,7 +137,9 @@ class ConvOperator(LinearOperator):
         Y = np.asarray(Y)
         geometry = self.geometry
         if self._transpose_method == "sparse":
-            return self.matrix.conj().T @ Y
+            if self.dtype.kind == "c":  # C^H Y = conj(C^T conj(Y))
+                return np.conj(_product(self._transposed_matrix(), np.conj(Y)))
+            return _product(self._transposed_matrix(), Y)
         method = self._transpose_method
         if method == "auto":
             method = choose_transpose(geometry, Y.shape[1], self.dtype)

@@ -27,18 +27,21 @@ def _along_axis(array: np.ndarray, matrix, axis: int) -> np.ndarray:
     return np.moveaxis(result.reshape(matrix.shape[0], *moved.shape[1:]), 0, axis)
 
 
-def pad(x: np.ndarray, geometry) -> np.ndarray:
-    """Pad the spatial axes of ``(N, C, *input_shape)`` as the geometry's mode says."""
+def pad(x: np.ndarray, geometry, axes=None) -> np.ndarray:
+    """Pad the spatial axes of ``(N, C, *input_shape)`` as the geometry's mode says.
+
+    ``axes`` (spatial axis numbers) restricts the padding to those axes.
+    """
     for axis, (matrix, (lo, hi)) in enumerate(zip(geometry.padding_matrices, geometry.padding)):
-        if lo or hi:
+        if (lo or hi) and (axes is None or axis in axes):
             x = _along_axis(x, matrix, axis + 2)
     return np.ascontiguousarray(x)
 
 
-def fold(xpad: np.ndarray, geometry) -> np.ndarray:
+def fold(xpad: np.ndarray, geometry, axes=None) -> np.ndarray:
     """Adjoint of :func:`pad`: fold a padded-domain array back onto the input."""
     for axis, (matrix, (lo, hi)) in enumerate(zip(geometry.padding_matrices, geometry.padding)):
-        if lo or hi:
+        if (lo or hi) and (axes is None or axis in axes):
             xpad = _along_axis(xpad, matrix.T, axis + 2)
     return np.ascontiguousarray(xpad)
 

@@ -1,13 +1,17 @@
 """Numba kernels: direct convolution, and the scatter and gather transposes.
 
-All three work on the two-level canonical form of
-:attr:`~tconv_sparse.geometry.Geometry.canonical_maps`: spatial axes before the
-last are fused into one, so one kernel serves every spatial rank and every
-padding mode (the index maps carry the padding).
+``direct`` and ``gather`` are the polyphase plane kernels of
+:mod:`~tconv_sparse.backends._polyphase`: the leading spatial axes go through
+index tables (every padding mode, every rank), the last two axes are planes
+in which every tap is one contiguous shifted pass (four taps per pass), and
+the parallel loop runs over tiles of the output planes, so both cores work
+even on one sample with one channel. ``scatter`` is the literal formulation
+on the two-level index maps of
+:attr:`~tconv_sparse.geometry.Geometry.canonical_maps`.
 
-Parallel loops never race. ``direct`` and ``gather`` write one output element
-per iteration. ``scatter`` adds into outputs shared between iterations, so it
-either gives each thread a disjoint set of output channels
+Parallel loops never race. ``direct`` and ``gather`` give each task its own
+tile of one output plane. ``scatter`` adds into outputs shared between
+iterations, so it either gives each thread a disjoint set of output channels
 (``batch * channels >= threads``) or its own private buffer that is summed
 afterwards.
 """
@@ -21,6 +25,11 @@ from numba import prange
 
 from .._config import jit, jit_parallel, num_threads
 from ..matrix import canonical_weight
+from ._numpy_ops import pad
+from ._polyphase import (
+    add_terms, copy_columns, fold_planes, pad_planes, plane_plan, plane_view, plane_weight,
+    row_clip, split_planes, store_plane, task_range, tiling,
+)
 
 __all__ = ["conv", "conv_transpose_scatter", "conv_transpose_gather"]
 
@@ -37,71 +46,145 @@ def _forward_tables(geometry):
 
 
 @jit_parallel
-def _direct(x, w, groups, a_ptr, a_col, a_tap_ptr, a_tap, b_ptr, b_col, b_tap_ptr, b_tap, out):
-    batch, out_channels, rows_a, rows_b = out.shape
-    cin_g = w.shape[1]
+def _direct(xs, w, groups, a_ptr, a_col, a_tap_ptr, a_tap, shift_b, phase_b, shift_c, phase_c,
+            margin, most_terms, tile, chunks, out):
+    """Each task sums, over one flat tile of one output plane, one shifted phase plane per
+    (input channel, tap): the terms are collected, then added four per pass."""
+    batch, out_channels, lead, out_rows, out_cols = out.shape
+    in_channels, lead_in, stride_b, stride_c, split_rows, width = xs.shape[1:]
+    cin_g, k_rows, k_cols = w.shape[1], w.shape[3], w.shape[4]
     cout_g = out_channels // groups
-    for task in prange(batch * out_channels * rows_a):
-        n = task // (out_channels * rows_a)
-        co = (task // rows_a) % out_channels
-        oa = task % rows_a
-        first_channel = (co // cout_g) * cin_g
-        for ob in range(rows_b):
-            acc = out[n, co, oa, ob]
+    source = xs.reshape(xs.size)
+    plane = split_rows * width
+    total = out_rows * width
+    tiles = (total + tile - 1) // tile
+    tasks = batch * out_channels * lead * tiles
+    for chunk in prange(chunks):
+        acc = np.empty(tile, dtype=out.dtype)
+        shifts, scales = np.empty(most_terms, dtype=np.int64), np.empty(most_terms, dtype=out.dtype)
+        starts, stops = np.empty(most_terms, dtype=np.int64), np.empty(most_terms, dtype=np.int64)
+        first_task, end_task = task_range(chunk, chunks, tasks)
+        for task in range(first_task, end_task):
+            start = (task % tiles) * tile
+            stop = min(start + tile, total)
+            oa = (task // tiles) % lead
+            co = (task // (tiles * lead)) % out_channels
+            n = task // (tiles * lead * out_channels)
+            first_channel = (co // cout_g) * cin_g
+            count = 0
             for c in range(cin_g):
                 for ua in range(a_ptr[oa], a_ptr[oa + 1]):
-                    ia = a_col[ua]
-                    for ub in range(b_ptr[ob], b_ptr[ob + 1]):
-                        value = x[n, first_channel + c, ia, b_col[ub]]
-                        for ja in range(a_tap_ptr[ua], a_tap_ptr[ua + 1]):
-                            for jb in range(b_tap_ptr[ub], b_tap_ptr[ub + 1]):
-                                acc += value * w[co, c, a_tap[ja], b_tap[jb]]
-            out[n, co, oa, ob] = acc
+                    planes = ((n * in_channels + first_channel + c) * lead_in + a_col[ua]) * stride_b
+                    for ja in range(a_tap_ptr[ua], a_tap_ptr[ua + 1]):
+                        kernel = w[co, c, a_tap[ja]]
+                        for tb in range(k_rows):
+                            lo, hi = row_clip(start, stop, width, -shift_b[tb], split_rows - shift_b[tb])
+                            row = (planes + phase_b[tb]) * stride_c
+                            for tc in range(k_cols):
+                                shifts[count] = ((row + phase_c[tc]) * plane + shift_b[tb] * width + margin
+                                                 + shift_c[tc])
+                                scales[count], starts[count], stops[count] = kernel[tb, tc], lo, hi
+                                count += 1
+            acc[:] = 0
+            add_terms(acc, -start, source, shifts, scales, starts, stops, count)
+            copy_columns(acc, start, stop - start, width, out_cols, out[n, co, oa])
 
 
 def conv(x: np.ndarray, weight: np.ndarray, geometry) -> np.ndarray:
-    """Direct convolution: each output element sums its taps (Numba, parallel)."""
-    out = np.zeros((x.shape[0], geometry.out_channels, *geometry.output_shape), dtype=x.dtype)
-    _direct(_canonical(x, geometry.input_shape), canonical_weight(weight, geometry), geometry.groups,
-            *_forward_tables(geometry), _canonical(out, geometry.output_shape))
+    """Direct convolution: one shifted pass over phase-split planes per tap (Numba, parallel)."""
+    plan = plane_plan(geometry)
+    if plan.padded_axes:
+        x = pad(x, geometry, axes=plan.padded_axes)
+    xs = split_planes(plane_view(x, plan.spatial), plan)
+    out = np.empty((x.shape[0], geometry.out_channels, *geometry.output_shape), dtype=x.dtype)
+    out_planes = plane_view(out, plan.out_spatial)
+    lead, rows, cols = plan.lead, plan.rows, plan.cols
+    tile, chunks = tiling(math.prod(out_planes.shape[:3]), rows.out_length, plan.split_width)
+    most_terms = geometry.in_channels_per_group * plan.most_lead_taps * rows.kernel * cols.kernel
+    _direct(xs, plane_weight(weight, plan), geometry.groups, lead.row_ptr, lead.col, lead.tap_ptr,
+            lead.tap, rows.tap_shift, rows.tap_phase, cols.tap_shift, cols.tap_phase,
+            plan.split_margin, most_terms, tile, chunks, out_planes)
     return out
 
 
 @jit_parallel
-def _gather(y, w, groups, a_ptr, a_out, a_tap, b_ptr, b_out, b_tap, out):
-    batch, in_channels, rows_a, rows_b = out.shape
+def _gather(y, w, groups, b_ptr, b_out, b_tap, ptr_b, tap_b, offset_b, ptr_c, tap_c, offset_c,
+            margin, most_terms, tile, chunks, out):
+    """Each task computes every phase of one flat tile of one output plane, then interleaves.
+
+    A phase sums one shifted input plane per (input channel, tap of the phase):
+    the terms are collected per phase, then added four per pass.
+    """
+    batch, in_channels, lead, length_b, length_c = out.shape
+    out_channels, lead_y, y_rows, width = y.shape[1:]
+    stride_b, stride_c = len(ptr_b) - 1, len(ptr_c) - 1
+    phase_count = stride_b * stride_c
     cin_g = w.shape[1]
-    cout_g = y.shape[1] // groups
-    for task in prange(batch * in_channels * rows_a):
-        n = task // (in_channels * rows_a)
-        ci = (task // rows_a) % in_channels
-        ia = task % rows_a
-        g = ci // cin_g
-        c = ci % cin_g
-        for ib in range(rows_b):
-            acc = out[n, ci, ia, ib]
+    cout_g = out_channels // groups
+    source = y.reshape(y.size)
+    plane = y_rows * width
+    total = (length_b + stride_b - 1) // stride_b * width
+    split_c = (length_c + stride_c - 1) // stride_c
+    tiles = (total + tile - 1) // tile
+    tasks = batch * in_channels * lead * tiles
+    for chunk in prange(chunks):
+        phases = np.empty((stride_b, stride_c, tile), dtype=out.dtype)
+        acc = phases.reshape(phases.size)
+        shifts = np.empty((phase_count, most_terms), dtype=np.int64)
+        scales = np.empty((phase_count, most_terms), dtype=out.dtype)
+        starts = np.empty((phase_count, most_terms), dtype=np.int64)
+        stops = np.empty((phase_count, most_terms), dtype=np.int64)
+        counts = np.empty(phase_count, dtype=np.int64)
+        first_task, end_task = task_range(chunk, chunks, tasks)
+        for task in range(first_task, end_task):
+            start = (task % tiles) * tile
+            stop = min(start + tile, total)
+            ia = (task // tiles) % lead
+            ci = (task // (tiles * lead)) % in_channels
+            n = task // (tiles * lead * in_channels)
+            g, c = ci // cin_g, ci % cin_g
+            counts[:] = 0
             for co in range(g * cout_g, (g + 1) * cout_g):
-                for ea in range(a_ptr[ia], a_ptr[ia + 1]):
-                    oa = a_out[ea]
-                    ta = a_tap[ea]
-                    for eb in range(b_ptr[ib], b_ptr[ib + 1]):
-                        acc += y[n, co, oa, b_out[eb]] * w[co, c, ta, b_tap[eb]]
-            out[n, ci, ia, ib] = acc
+                for e in range(b_ptr[ia], b_ptr[ia + 1]):
+                    base = ((n * out_channels + co) * lead_y + b_out[e]) * plane + margin
+                    kernel = w[co, c, b_tap[e]]
+                    for rb in range(stride_b):
+                        for jb in range(ptr_b[rb], ptr_b[rb + 1]):
+                            lo, hi = row_clip(start, stop, width, -offset_b[jb], y_rows - offset_b[jb])
+                            for rc in range(stride_c):
+                                p = rb * stride_c + rc
+                                for jc in range(ptr_c[rc], ptr_c[rc + 1]):
+                                    m = counts[p]
+                                    shifts[p, m] = base + offset_b[jb] * width + offset_c[jc]
+                                    scales[p, m] = kernel[tap_b[jb], tap_c[jc]]
+                                    starts[p, m], stops[p, m] = lo, hi
+                                    counts[p] = m + 1
+            acc[:] = 0
+            for p in range(phase_count):
+                add_terms(acc, p * tile - start, source, shifts[p], scales[p], starts[p], stops[p],
+                          counts[p])
+            store_plane(phases, 0, start, stop - start, width, split_c, out[n, ci, ia])
 
 
 def conv_transpose_gather(y: np.ndarray, weight: np.ndarray, geometry) -> np.ndarray:
     """Gather transpose: each output element collects the taps that land on it.
 
-    This is the fractionally-strided view without materialised zeros: output
-    ``i`` receives input ``o`` through tap ``t`` exactly when the forward
-    convolution's output ``o`` reads ``i`` through ``t``.
+    This is the fractionally-strided view without materialised zeros, computed
+    phase by phase (polyphase): output phase ``(r_b, r_c)`` of a plane is a
+    stride-1 correlation of the input planes with the sub-kernel of the taps
+    of that phase, one shifted pass per tap.
     """
-    lead, last = geometry.canonical_maps
-    out = np.zeros((y.shape[0], geometry.in_channels, *geometry.input_shape), dtype=y.dtype)
-    _gather(_canonical(y, geometry.output_shape), canonical_weight(weight, geometry), geometry.groups,
-            lead.back_ptr, lead.back_out, lead.back_tap, last.back_ptr, last.back_out, last.back_tap,
-            _canonical(out, geometry.input_shape))
-    return out
+    plan = plane_plan(geometry)
+    lead, rows, cols = plan.lead, plan.rows, plan.cols
+    out = np.empty((y.shape[0], geometry.in_channels, *plan.spatial), dtype=y.dtype)
+    tile, chunks = tiling(math.prod(out.shape[:3]), rows.split, plan.pad_width)
+    most_terms = geometry.out_channels_per_group * plan.most_lead_entries * rows.most_phase_taps \
+        * cols.most_phase_taps
+    _gather(pad_planes(plane_view(y, plan.out_spatial), plan), plane_weight(weight, plan),
+            geometry.groups, lead.back_ptr, lead.back_out, lead.back_tap, rows.phase_ptr,
+            rows.phase_tap, rows.phase_shift, cols.phase_ptr, cols.phase_tap, cols.phase_shift,
+            plan.pad_margin, most_terms, tile, chunks, out)
+    return fold_planes(out, geometry, plan)
 
 
 @jit

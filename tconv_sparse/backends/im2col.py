@@ -1,43 +1,185 @@
-"""im2col + GEMM for the forward convolution, GEMM + col2im for its transpose."""
+"""im2col + GEMM for the forward convolution, GEMM + col2im for its transpose.
+
+Both work on the plane layout of :mod:`~tconv_sparse.backends._polyphase`:
+every unfolded or folded plane is one contiguous shifted copy or sum per tap,
+so the Numba passes around the GEMM run at memory speed however short the
+rows are. The column matrix is channel-major, ``(C * taps, N * positions)``,
+so that a chunk of samples is one GEMM per group (:func:`numpy.matmul`, BLAS)
+with every sample's positions side by side: wide enough for BLAS to run at
+full speed even on small images. Chunks keep the column buffer near the size
+of the last-level cache so that the Numba pass reads what BLAS just wrote.
+BLAS owns the cores: the Numba passes run on the calling thread between the
+BLAS calls (:func:`~tconv_sparse._config.numba_threads`), so that the two
+thread pools never compete for the cores.
+"""
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
+from numba import prange
 
-from ._numpy_ops import correlate, fold, pad
+from .._config import jit_parallel, numba_threads
+from ._numpy_ops import pad
+from ._polyphase import (
+    add_terms, compact_columns, copy_shifted, fold_planes, pad_planes, plane_plan, plane_view,
+    plane_weight, row_clip, split_planes, store_plane, task_range, tiling,
+)
 
 __all__ = ["conv", "conv_transpose"]
 
+#: bytes of the column buffer of one chunk of samples
+_CHUNK_BYTES = 16 * 2**20
+
+
+def _chunks(batch: int, per_sample_bytes: int):
+    """``(start, stop)`` of the chunks of samples whose column buffer fits :data:`_CHUNK_BYTES`."""
+    size = max(1, min(batch, _CHUNK_BYTES // max(per_sample_bytes, 1)))
+    return [(start, min(start + size, batch)) for start in range(0, batch, size)]
+
+
+@jit_parallel
+def _im2col(xs, a_ptr, a_col, a_tap_ptr, a_tap, shift_b, phase_b, shift_c, phase_c, margin, cols):
+    """``cols[c, t_lead, t_b, t_c, n, o_lead]``: the padded output plane's inputs through each tap."""
+    channels, k_lead, k_rows, k_cols, batch, lead, size = cols.shape
+    split_rows, width = xs.shape[5], xs.shape[6]
+    for task in prange(channels * k_lead * batch * lead):
+        c, ta = task // (k_lead * batch * lead), (task // (batch * lead)) % k_lead
+        n, oa = (task // lead) % batch, task % lead
+        ia = -1
+        for ua in range(a_ptr[oa], a_ptr[oa + 1]):
+            for ja in range(a_tap_ptr[ua], a_tap_ptr[ua + 1]):
+                if a_tap[ja] == ta:
+                    ia = a_col[ua]
+        for tb in range(k_rows):
+            lo, hi = row_clip(0, size, width, -shift_b[tb], split_rows - shift_b[tb])
+            for tc in range(k_cols):
+                target = cols[c, ta, tb, tc, n, oa]
+                if ia < 0:
+                    target[:] = 0
+                else:
+                    copy_shifted(target, lo, hi,
+                                 xs[n, c, ia, phase_b[tb], phase_c[tc]].reshape(split_rows * width),
+                                 shift_b[tb] * width + margin + shift_c[tc])
+
 
 def conv(x: np.ndarray, weight: np.ndarray, geometry) -> np.ndarray:
-    """Pad, unfold the windows into columns, and multiply by the weight matrix (BLAS)."""
-    return correlate(pad(x, geometry), weight, geometry.stride, geometry.dilation, geometry.groups,
-                     geometry.output_shape)
+    """Unfold the phase-split input into columns (Numba), multiply by the weight matrix (BLAS)."""
+    with numba_threads(1):
+        return _conv(x, weight, geometry)
+
+
+def _conv(x, weight, geometry):
+    plan = plane_plan(geometry)
+    if plan.padded_axes:
+        x = pad(x, geometry, axes=plan.padded_axes)
+    xs = split_planes(plane_view(x, plan.spatial), plan)
+    batch, groups, out_channels = x.shape[0], geometry.groups, geometry.out_channels
+    lead, rows, cols = plan.lead, plan.rows, plan.cols
+    kernel = plane_weight(weight, plan).shape[2:]
+    depth = geometry.in_channels_per_group * math.prod(kernel)
+    w = weight.reshape(groups, out_channels // groups, depth)
+    plane = (lead.output_size, rows.out_length, plan.split_width)
+    out = np.empty((batch, out_channels, *plan.out_spatial), dtype=x.dtype)
+    for start, stop in _chunks(batch, geometry.in_channels * math.prod(kernel) * math.prod(plane)
+                               * x.itemsize):
+        n = stop - start
+        unfolded = np.empty((geometry.in_channels, *kernel, n, *plane[:1], plane[1] * plane[2]),
+                            dtype=x.dtype)
+        _im2col(xs[start:stop], lead.row_ptr, lead.col, lead.tap_ptr, lead.tap, rows.tap_shift,
+                rows.tap_phase, cols.tap_shift, cols.tap_phase, plan.split_margin, unfolded)
+        product = np.matmul(w, unfolded.reshape(groups, depth, -1))
+        compact_columns(product.reshape(out_channels, n, *plane).transpose(1, 0, 2, 3, 4), out[start:stop])
+    return out.reshape(batch, out_channels, *geometry.output_shape)
+
+
+@jit_parallel
+def _col2im(cols, b_ptr, b_out, b_tap, ptr_b, tap_b, offset_b, ptr_c, tap_c, offset_c, margin, top,
+            most_terms, tile, chunks, out):
+    """Each task sums, for every phase of one flat tile of the output planes of one channel
+    and leading row (the samples side by side), the shifted column planes
+    ``cols[c, t_lead, t_b, t_c, o_lead, n]`` of the taps of that phase (four per pass),
+    then interleaves the phases into each sample's output plane."""
+    batch, channels, lead, length_b, length_c = out.shape
+    stride_b, stride_c = len(ptr_b) - 1, len(ptr_c) - 1
+    phase_count = stride_b * stride_c
+    k_lead, k_rows, k_cols, lead_y, _, y_rows, width = cols.shape[1:]
+    source = cols.reshape(cols.size)
+    plane = y_rows * width
+    total = batch * plane
+    split_c = (length_c + stride_c - 1) // stride_c
+    tiles = (total + tile - 1) // tile
+    tasks = channels * lead * tiles
+    for chunk in prange(chunks):
+        phases = np.empty((stride_b, stride_c, tile), dtype=out.dtype)
+        acc = phases.reshape(phases.size)
+        ones = np.ones(most_terms, dtype=out.dtype)
+        shifts = np.empty((phase_count, most_terms), dtype=np.int64)
+        starts = np.empty((phase_count, most_terms), dtype=np.int64)
+        stops = np.empty((phase_count, most_terms), dtype=np.int64)
+        counts = np.empty(phase_count, dtype=np.int64)
+        first_task, end_task = task_range(chunk, chunks, tasks)
+        for task in range(first_task, end_task):
+            start = (task % tiles) * tile
+            stop = min(start + tile, total)
+            ia = (task // tiles) % lead
+            c = task // (tiles * lead)
+            counts[:] = 0
+            for e in range(b_ptr[ia], b_ptr[ia + 1]):
+                tap_plane = c * k_lead + b_tap[e]
+                for rb in range(stride_b):
+                    for jb in range(ptr_b[rb], ptr_b[rb + 1]):
+                        for rc in range(stride_c):
+                            p = rb * stride_c + rc
+                            for jc in range(ptr_c[rc], ptr_c[rc + 1]):
+                                index = ((tap_plane * k_rows + tap_b[jb]) * k_cols + tap_c[jc]) * lead_y
+                                m = counts[p]
+                                shifts[p, m] = ((index + b_out[e]) * total + (top + offset_b[jb]) * width
+                                                + margin + offset_c[jc])
+                                starts[p, m], stops[p, m] = start, stop
+                                counts[p] = m + 1
+            acc[:] = 0
+            for p in range(phase_count):
+                add_terms(acc, p * tile - start, source, shifts[p], ones, starts[p], stops[p], counts[p])
+            for n in range(start // plane, (stop - 1) // plane + 1):
+                first, last = max(start - n * plane, 0), min(stop - n * plane, plane)
+                store_plane(phases, n * plane + first - start, first, last - first, width, split_c,
+                            out[n, c, ia])
 
 
 def conv_transpose(y: np.ndarray, weight: np.ndarray, geometry) -> np.ndarray:
     """Multiply by the transposed weight matrix (BLAS), then col2im and fold the padding.
 
     ``cols = W.T @ y`` holds, for every tap, the contribution of every input
-    position; col2im adds each tap's plane into the padded output at
-    ``tap * dilation + position * stride``; folding the padding back (crop,
-    wrap-add, mirror-add, edge-add) gives the output.
+    position; col2im adds each tap's plane into the output phase it lands on
+    (Numba); folding the padding back (crop, wrap-add, mirror-add, edge-add)
+    gives the output. The input planes carry zero margin rows and columns, so
+    every tap is one flat shift over the planes of all the samples of a chunk.
     """
-    batch = y.shape[0]
-    groups = geometry.groups
-    kernel = geometry.kernel_shape
-    taps = math.prod(kernel)
-    positions = math.prod(geometry.output_shape)
-    cout_g, cin_g = geometry.out_channels_per_group, geometry.in_channels_per_group
-    w = weight.reshape(groups, cout_g, cin_g * taps).transpose(0, 2, 1)
-    cols = np.matmul(w, y.reshape(batch, groups, cout_g, positions))
-    cols = cols.reshape(batch, geometry.in_channels, *kernel, *geometry.output_shape)
-    xpad = np.zeros((batch, geometry.in_channels, *geometry.padded_shape), dtype=y.dtype)
-    for tap in itertools.product(*(range(k) for k in kernel)):
-        window = tuple(slice(t * d, t * d + (o - 1) * s + 1, s) for t, d, o, s in
-                       zip(tap, geometry.dilation, geometry.output_shape, geometry.stride))
-        xpad[(slice(None), slice(None), *window)] += cols[(slice(None), slice(None), *tap)]
-    return fold(xpad, geometry)
+    with numba_threads(1):
+        return _conv_transpose(y, weight, geometry)
+
+
+def _conv_transpose(y, weight, geometry):
+    plan = plane_plan(geometry)
+    batch, groups, in_channels = y.shape[0], geometry.groups, geometry.in_channels
+    lead, rows, cols = plan.lead, plan.rows, plan.cols
+    kernel = plane_weight(weight, plan).shape[2:]
+    cout_g = geometry.out_channels_per_group
+    depth = geometry.in_channels_per_group * math.prod(kernel)
+    wt = weight.reshape(groups, cout_g, depth).transpose(0, 2, 1)
+    plane = plan.pad_rows * plan.pad_width
+    y_planes = plane_view(y, plan.out_spatial)
+    out = np.empty((batch, in_channels, *plan.spatial), dtype=y.dtype)
+    most_terms = plan.most_lead_entries * rows.most_phase_taps * cols.most_phase_taps
+    for start, stop in _chunks(batch, groups * depth * lead.output_size * plane * y.itemsize):
+        n = stop - start
+        padded = pad_planes(y_planes[start:stop], plan, gemm_layout=True)
+        unfolded = np.matmul(wt, padded.reshape(groups, cout_g, -1))
+        tile, chunks = tiling(in_channels * lead.input_size, 1, n * plane)
+        _col2im(unfolded.reshape(in_channels, *kernel, lead.output_size, n, plan.pad_rows, plan.pad_width),
+                lead.back_ptr, lead.back_out, lead.back_tap, rows.phase_ptr, rows.phase_tap,
+                rows.phase_shift, cols.phase_ptr, cols.phase_tap, cols.phase_shift, plan.pad_margin,
+                plan.pad_top, most_terms, tile, chunks, out[start:stop])
+    return fold_planes(out, geometry, plan)

@@ -1,0 +1,92 @@
+"""Row-parallel CSR products ``A @ x`` and ``A @ X`` (Numba).
+
+SciPy's CSR product runs on one core. These kernels give each thread a
+contiguous block of rows, so nothing is shared but the read-only operands,
+and stream the matrix once: for a batch of columns ``X`` (row-major, one row
+per column index of ``A``) every stored entry is multiplied into a whole row
+of the result, which vectorises over the columns. Results agree with SciPy's
+to float rounding (the order of the additions differs). ``C.T @ y`` uses the
+same kernels on the directly built transpose
+(:func:`tconv_sparse.matrix.build_matrix` with ``transpose=True``), so both
+directions are row-parallel: a single vector streams the matrix at about 60%
+of the machine's copy bandwidth on 2 cores; a batch of 32 columns is bound by
+the 32 multiply-adds per stored entry rather than by memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange, uint64
+
+from ._config import jit_parallel
+
+__all__ = ["csr_matmul"]
+
+
+@jit_parallel
+def _matvec(indptr, indices, data, x, out):
+    zero = out.dtype.type(0)
+    for row in prange(len(out)):
+        acc = zero
+        for j in range(uint64(indptr[row]), uint64(indptr[row + 1])):
+            acc += data[j] * x[uint64(indices[j])]
+        out[row] = acc
+
+
+@jit_parallel
+def _matmat(indptr, indices, data, x, out):
+    """Rows of ``out`` in parallel; four stored entries per update of the output row, so
+    that the row's loads and stores do not chain every entry."""
+    columns, one, four = uint64(x.shape[1]), uint64(1), uint64(4)
+    source, target = x.reshape(x.size), out.reshape(out.size)
+    for row in prange(out.shape[0]):
+        first = uint64(row) * columns
+        for c in range(columns):
+            target[first + c] = 0
+        j, stop = uint64(indptr[row]), uint64(indptr[row + 1])
+        while j + four <= stop:
+            v0, v1, v2, v3 = data[j], data[j + one], data[j + 2 * one], data[j + 3 * one]
+            o0, o1 = uint64(indices[j]) * columns, uint64(indices[j + one]) * columns
+            o2, o3 = uint64(indices[j + 2 * one]) * columns, uint64(indices[j + 3 * one]) * columns
+            for c in range(columns):
+                target[first + c] += ((v0 * source[o0 + c] + v1 * source[o1 + c])
+                                      + (v2 * source[o2 + c] + v3 * source[o3 + c]))
+            j += four
+        while j < stop:
+            value, offset = data[j], uint64(indices[j]) * columns
+            for c in range(columns):
+                target[first + c] += value * source[offset + c]
+            j += one
+
+
+def csr_matmul(matrix, x: np.ndarray) -> np.ndarray:
+    """``matrix @ x`` for a CSR ``matrix`` and a vector or a 2-D stack of columns ``x``.
+
+    Parameters
+    ----------
+    matrix : scipy.sparse.csr_array or csr_matrix
+        With sorted or unsorted indices; duplicates are summed like SciPy does.
+    x : numpy.ndarray, shape ``(matrix.shape[1],)`` or ``(matrix.shape[1], k)``
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(matrix.shape[0],)`` or ``(matrix.shape[0], k)``, dtype
+        ``np.result_type(matrix.dtype, x.dtype)``.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from tconv_sparse._csr import csr_matmul
+    >>> A = sp.csr_array(np.array([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]]))
+    >>> csr_matmul(A, np.array([1.0, 1.0, 1.0])).tolist()
+    [3.0, 3.0]
+    >>> csr_matmul(A, np.eye(3)).tolist()
+    [[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]]
+    """
+    dtype = np.result_type(matrix.dtype, x.dtype)
+    x = np.ascontiguousarray(x, dtype=dtype)
+    out = np.empty((matrix.shape[0], *x.shape[1:]), dtype=dtype)
+    kernel = _matvec if x.ndim == 1 else _matmat
+    kernel(matrix.indptr, matrix.indices, matrix.data, x, out)
+    return out

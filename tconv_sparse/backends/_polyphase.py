@@ -1,0 +1,490 @@
+"""Polyphase (sub-pixel) planes: the layout and helpers behind every fast kernel.
+
+The fast kernels see a geometry in three levels: the *leading* spatial axes
+(all but the last two) fused into one axis and handled through the index
+tables of :func:`~tconv_sparse.index_maps.product_map` (every padding mode,
+any rank), and the last two axes, the *plane* (rows ``b``, columns ``c``;
+a 1-D geometry is a plane of one row), handled by long contiguous loops that
+vectorise.
+
+Per plane axis, forward output ``o`` reads input ``i = o*s + t*d - lo``
+through tap ``t``. Writing ``t*d - lo = shift*s + phase`` (``0 <= phase < s``)
+gives ``i = (o + shift)*s + phase``: in the *phase-split* input
+``xs[phase, j] = x[j*s + phase]`` every tap is a plain shift,
+``out[o] += w[t] * xs[phase(t), o + shift(t)]``. Read backwards, output phase
+``r`` of the transposed convolution, ``x[q*s + r]``, is a stride-1
+correlation of ``y`` with the sub-kernel of the taps of phase ``r``:
+``x[q*s + r] += w[t] * y[q - shift(t)]``.
+
+In a plane stored row-major with a few zero *margin* columns (a row stride
+``width`` a little larger than the row), a tap ``(t_b, t_c)`` is one flat
+shift, ``shift_b * width + shift_c``: one pass over a whole plane (or a tile
+of it) per tap, however short the rows are. Rows that a tap would read outside
+the input are clipped from the pass (a contiguous sub-range); columns read the
+zero margins. Outputs land in the same padded layout, and only their valid
+columns are copied out. Zero padding costs nothing; other padding modes pad
+the plane axes explicitly (forward) or fold them back (transpose).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+
+import numpy as np
+from numba import prange, uint64
+
+from .._config import jit, jit_parallel, num_threads
+from ..index_maps import AxisMap, axis_map, product_map
+from ._numpy_ops import fold
+
+__all__ = [
+    "TILE_ELEMENTS",
+    "AxisPhases",
+    "PlanePlan",
+    "plane_plan",
+    "plane_view",
+    "plane_weight",
+    "tiling",
+    "fold_planes",
+    "split_planes",
+    "pad_planes",
+    "task_range",
+    "row_clip",
+    "shifted_range",
+    "add_shifted",
+    "add_terms",
+    "copy_shifted",
+    "copy_columns",
+    "compact_columns",
+    "store_plane",
+]
+
+#: flat elements per task (per phase plane) that keep a task's buffers in L1/L2
+TILE_ELEMENTS = 2048
+#: shortest tile of a single-row plane worth a task of its own
+_MIN_TILE = 256
+#: tasks per thread wanted for load balance
+_TASKS_PER_THREAD = 4
+
+
+@dataclass(frozen=True)
+class AxisPhases:
+    """Polyphase tables of one plane axis, in the kernels' coordinates.
+
+    Attributes
+    ----------
+    length : int
+        Input length (the padded length when the axis is padded explicitly).
+    out_length : int
+        Forward output length.
+    stride : int
+    tap_shift, tap_phase : numpy.ndarray
+        Per tap ``t``: ``t*d - lo = tap_shift*s + tap_phase``.
+    phase_ptr, phase_tap, phase_shift : numpy.ndarray
+        Per output phase ``r`` of the transposed convolution: the taps
+        ``phase_tap[phase_ptr[r]:phase_ptr[r+1]]`` of phase ``r`` and the
+        offsets ``phase_shift = -tap_shift`` of the inputs they read.
+    """
+
+    length: int
+    out_length: int
+    stride: int
+    tap_shift: np.ndarray
+    tap_phase: np.ndarray
+    phase_ptr: np.ndarray
+    phase_tap: np.ndarray
+    phase_shift: np.ndarray
+
+    @property
+    def kernel(self) -> int:
+        """Taps on this axis."""
+        return len(self.tap_shift)
+
+    @cached_property
+    def most_phase_taps(self) -> int:
+        """Most taps of one output phase of the transposed convolution."""
+        return int(np.diff(self.phase_ptr).max())
+
+    @property
+    def split(self) -> int:
+        """Entries per phase, ``ceil(length / stride)``: the phase-split length and the
+        number of outputs per phase of the transposed convolution."""
+        return -(-self.length // self.stride)
+
+
+def _axis_phases(length, out_length, kernel, stride, dilation, lo) -> AxisPhases:
+    offset = np.arange(kernel, dtype=np.int64) * dilation - lo
+    tap_phase, tap_shift = offset % stride, offset // stride
+    phase_tap = np.argsort(tap_phase, kind="stable").astype(np.int64)
+    phase_ptr = np.concatenate(([0], np.cumsum(np.bincount(tap_phase, minlength=stride))))
+    return AxisPhases(length, out_length, stride, tap_shift, tap_phase, phase_ptr.astype(np.int64),
+                      phase_tap, -tap_shift[phase_tap])
+
+
+@dataclass(frozen=True)
+class PlanePlan:
+    """Everything the plane kernels need about one geometry.
+
+    Attributes
+    ----------
+    lead : AxisMap
+        Product of the leading axes' maps (one trivial row for 1-D and 2-D).
+    rows, cols : AxisPhases
+        The plane's axes (``rows`` is a trivial axis of length 1 for 1-D).
+    padded_axes : tuple of int
+        Spatial axes padded (forward) / folded (transpose) explicitly: the
+        plane axes when the padding mode is not ``"zeros"``.
+    split_margin, split_width : int
+        Forward layout: a phase-split input row holds its ``cols.split``
+        entries from column ``split_margin`` on, in rows of ``split_width``;
+        output ``o`` with column tap shift ``h`` reads column
+        ``split_margin + o + h``.
+    pad_margin, pad_width : int
+        Transposed layout: an input row holds its ``cols.out_length`` entries
+        from column ``pad_margin`` on, in rows of ``pad_width``; output phase
+        entry ``q`` with offset ``c`` reads column ``pad_margin + q + c``.
+    pad_top, pad_rows : int
+        The same for the rows, in the layout of the GEMM path, whose planes
+        also carry zero margin rows: input rows start at row ``pad_top`` of
+        planes of ``pad_rows`` rows, so that every tap reads inside its own
+        plane and one flat pass can run over the planes of many samples.
+    """
+
+    lead: AxisMap
+    rows: AxisPhases
+    cols: AxisPhases
+    padded_axes: tuple
+    split_margin: int
+    split_width: int
+    pad_margin: int
+    pad_width: int
+    pad_top: int
+    pad_rows: int
+
+    @cached_property
+    def most_lead_taps(self) -> int:
+        """Most leading-axes taps of one forward output row."""
+        lead = self.lead
+        return int(np.diff(lead.tap_ptr[lead.row_ptr]).max())
+
+    @cached_property
+    def most_lead_entries(self) -> int:
+        """Most ``(output, tap)`` entries of one leading-axes input row (transposed gather)."""
+        return int(np.diff(self.lead.back_ptr).max())
+
+    @property
+    def spatial(self) -> tuple:
+        """Spatial input shape the kernels see, ``(lead, rows, cols)`` lengths."""
+        return (self.lead.input_size, self.rows.length, self.cols.length)
+
+    @property
+    def out_spatial(self) -> tuple:
+        """Spatial forward-output shape in the same three levels."""
+        return (self.lead.output_size, self.rows.out_length, self.cols.out_length)
+
+
+@lru_cache(maxsize=64)
+def plane_plan(geometry) -> PlanePlan:
+    """The :class:`PlanePlan` of a geometry (cached: geometries are immutable and hashable)."""
+    ndim = geometry.ndim
+    plane = tuple(range(max(ndim - 2, 0), ndim))
+    lead = product_map([
+        axis_map(n, out, k, s, d, lo, geometry.padding_mode)
+        for n, out, k, s, d, (lo, _) in zip(
+            geometry.input_shape[:-2], geometry.output_shape[:-2], geometry.kernel_shape[:-2],
+            geometry.stride[:-2], geometry.dilation[:-2], geometry.padding[:-2])
+    ])
+    folded = geometry.padding_mode != "zeros"
+    axes = [_axis_phases(1, 1, 1, 1, 1, 0)] if ndim == 1 else []
+    for axis in plane:
+        lo = 0 if folded else geometry.padding[axis][0]
+        length = geometry.padded_shape[axis] if folded else geometry.input_shape[axis]
+        axes.append(_axis_phases(length, geometry.output_shape[axis], geometry.kernel_shape[axis],
+                                 geometry.stride[axis], geometry.dilation[axis], lo))
+    rows, cols = axes
+    shift = cols.tap_shift
+    split_margin = max(0, -int(shift.min()))
+    pad_margin = max(0, int(shift.max()))
+    pad_top = max(0, int(rows.tap_shift.max()))
+    return PlanePlan(
+        lead=lead, rows=rows, cols=cols,
+        padded_axes=tuple(a for a in plane if any(geometry.padding[a])) if folded else (),
+        split_margin=split_margin,
+        split_width=split_margin + max(cols.split, cols.out_length + int(shift.max())),
+        pad_margin=pad_margin,
+        pad_width=pad_margin + max(cols.out_length, cols.split - int(shift.min())),
+        pad_top=pad_top,
+        pad_rows=pad_top + max(rows.out_length, rows.split - int(rows.tap_shift.min())),
+    )
+
+
+def plane_view(array: np.ndarray, spatial) -> np.ndarray:
+    """View ``(N, C, *spatial)`` as ``(N, C, lead, rows, cols)`` (``spatial``: the three lengths)."""
+    return array.reshape(array.shape[0], array.shape[1], *spatial)
+
+
+def plane_weight(weight: np.ndarray, plan: PlanePlan) -> np.ndarray:
+    """View the weight ``(C_out, C_in // G, *k)`` as ``(C_out, C_in // G, k_lead, k_rows, k_cols)``."""
+    k_rows, k_cols = len(plan.rows.tap_shift), len(plan.cols.tap_shift)
+    return weight.reshape(weight.shape[0], weight.shape[1], -1, k_rows, k_cols)
+
+
+def tiling(outer_tasks: int, rows: int, width: int) -> tuple[int, int]:
+    """``(tile, chunks)`` for ``outer_tasks`` planes of ``rows x width`` flat entries.
+
+    A tile is whole rows, about :data:`TILE_ELEMENTS` entries, small enough
+    that every thread gets a few tasks; ``chunks`` parallel chunks (a few per
+    thread) each allocate their scratch once and run their tasks in turn.
+    """
+    total = rows * width
+    needed = -(-_TASKS_PER_THREAD * num_threads() // outer_tasks)
+    tile = min(TILE_ELEMENTS, -(-total // needed))
+    if rows > 1:
+        tile = max(width, tile - tile % width)
+    else:
+        tile = min(total, max(tile, _MIN_TILE))
+    tasks = outer_tasks * -(-total // tile)
+    return tile, max(1, min(tasks, _TASKS_PER_THREAD * num_threads()))
+
+
+def fold_planes(out: np.ndarray, geometry, plan: PlanePlan) -> np.ndarray:
+    """The transposed kernels' ``(N, C, lead, rows, cols)`` output in the layout of
+    ``(N, C, *input_shape)``, its explicitly padded axes folded back."""
+    spatial = (*geometry.input_shape[:-2], plan.rows.length, plan.cols.length)[-geometry.ndim:]
+    out = out.reshape(out.shape[0], out.shape[1], *spatial)
+    return fold(out, geometry, axes=plan.padded_axes) if plan.padded_axes else out
+
+
+@jit
+def task_range(chunk, chunks, tasks):
+    """Tasks ``[first, last)`` of chunk ``chunk`` of ``chunks`` (even split)."""
+    return chunk * tasks // chunks, (chunk + 1) * tasks // chunks
+
+
+@jit
+def row_clip(start, stop, width, first_row, end_row):
+    """Intersect the flat range ``[start, stop)`` with rows ``[first_row, end_row)``."""
+    return max(start, first_row * width), min(stop, end_row * width)
+
+
+@jit_parallel
+def _split(x, margin, out):
+    batch, channels, lead, length_b, length_c = x.shape
+    stride_b, stride_c, split_b = out.shape[3], out.shape[4], out.shape[5]
+    for task in prange(batch * channels * lead):
+        n, c, row = task // (channels * lead), (task // lead) % channels, task % lead
+        for pb in range(stride_b):
+            for pc in range(stride_c):
+                plane = out[n, c, row, pb, pc]
+                plane[:] = 0
+                valid_c = (length_c - pc + stride_c - 1) // stride_c
+                for jb in range(split_b):
+                    ib = jb * stride_b + pb
+                    if ib < length_b:
+                        source, target = x[n, c, row, ib, pc::stride_c], plane[jb, margin:]
+                        for jc in range(valid_c):
+                            target[jc] = source[jc]
+
+
+def split_planes(x: np.ndarray, plan: PlanePlan) -> np.ndarray:
+    """Phase-split planes of ``x`` ``(N, C, lead, rows, cols)`` (the forward layout).
+
+    Returns ``(N, C, lead, s_b, s_c, split_b, split_width)`` with
+    ``out[..., p_b, p_c, j_b, split_margin + j_c] = x[..., j_b*s_b + p_b, j_c*s_c + p_c]``,
+    zero elsewhere.
+    """
+    out = np.empty((*x.shape[:3], plan.rows.stride, plan.cols.stride, plan.rows.split, plan.split_width),
+                   dtype=x.dtype)
+    _split(x, plan.split_margin, out)
+    return out
+
+
+@jit_parallel
+def _pad(y, top, margin, gemm_layout, out):
+    batch, channels, lead, rows, cols = y.shape
+    for task in prange(batch * channels * lead):
+        n, c, row = task // (channels * lead), (task // lead) % channels, task % lead
+        plane = out[c, row, n] if gemm_layout else out[n, c, row]
+        plane[:top] = 0
+        plane[top + rows:] = 0
+        for b in range(rows):
+            target, source = plane[top + b], y[n, c, row, b]
+            target[:margin] = 0
+            inside = target[margin:margin + cols]
+            for j in range(cols):
+                inside[j] = source[j]
+            target[margin + cols:] = 0
+
+
+def pad_planes(y: np.ndarray, plan: PlanePlan, gemm_layout: bool = False) -> np.ndarray:
+    """``y`` ``(N, C, lead, rows, cols)`` placed in the zero-padded transposed layout.
+
+    Returns ``(N, C, lead, rows, pad_width)`` with the rows at column
+    ``pad_margin``; with ``gemm_layout``, ``(C, lead, N, pad_rows, pad_width)``
+    (channel-major, for the GEMM) with the rows also starting at row ``pad_top``.
+    """
+    batch, channels, lead, rows = y.shape[:4]
+    if gemm_layout:
+        out = np.empty((channels, lead, batch, plan.pad_rows, plan.pad_width), dtype=y.dtype)
+        _pad(y, plan.pad_top, plan.pad_margin, True, out)
+    else:
+        out = np.empty((batch, channels, lead, rows, plan.pad_width), dtype=y.dtype)
+        _pad(y, 0, plan.pad_margin, False, out)
+    return out
+
+
+# The helpers below index with unsigned offsets: Numba then emits no negative-index
+# wraparound test per access, and LLVM vectorises the loops. Callers pass ranges
+# that are already clipped to the arrays (``shifted_range``), so no index is negative.
+
+@jit
+def shifted_range(start, stop, shift, length):
+    """Clip ``[start, stop)`` so that ``q + shift`` stays in ``[0, length)``."""
+    return max(start, -shift), min(stop, length - shift)
+
+
+@jit
+def add_shifted(acc, offset, start, stop, source, shift, scale):
+    """``acc[offset + q] += scale * source[q + shift]`` for ``q`` in ``[start, stop)`` inside ``source``."""
+    lo, hi = shifted_range(start, stop, shift, len(source))
+    if hi > lo:
+        target, first = uint64(offset + lo), uint64(lo + shift)
+        for j in range(uint64(hi - lo)):
+            acc[target + j] += scale * source[first + j]
+
+
+@jit
+def _add_shifted4(acc, offset, start, stop, source, shifts, scales, m):
+    """Four terms ``m .. m+3`` in one pass over ``[start, stop)`` (inside ``source`` for all four)."""
+    target = uint64(offset + start)
+    p0, p1 = uint64(start + shifts[m]), uint64(start + shifts[m + 1])
+    p2, p3 = uint64(start + shifts[m + 2]), uint64(start + shifts[m + 3])
+    w0, w1, w2, w3 = scales[m], scales[m + 1], scales[m + 2], scales[m + 3]
+    for j in range(uint64(stop - start)):
+        acc[target + j] += (w0 * source[p0 + j] + w1 * source[p1 + j]) + (w2 * source[p2 + j]
+                                                                          + w3 * source[p3 + j])
+
+
+@jit
+def add_terms(acc, offset, source, shifts, scales, starts, stops, count):
+    """``acc[offset + q] += scales[m] * source[q + shifts[m]]`` for every term ``m < count``
+    and ``q`` in ``[starts[m], stops[m])`` inside ``source``.
+
+    Terms go four at a time through one pass over the range they share (one
+    load and store of ``acc`` per four products instead of four), the few
+    entries outside it and the last terms one at a time. (One call site per
+    loop shape keeps the compiled kernels small.)
+    """
+    m = 0
+    while m < count:
+        group = min(4, count - m)
+        lo, hi = starts[m], stops[m]
+        for k in range(m, m + group):
+            first, last = shifted_range(starts[k], stops[k], shifts[k], len(source))
+            lo, hi = max(lo, first), min(hi, last)
+        if group == 4 and hi > lo:
+            _add_shifted4(acc, offset, lo, hi, source, shifts, scales, m)
+        else:
+            hi = lo  # nothing fused: the single passes below cover every whole range
+        for k in range(m, m + group):
+            cut_lo = min(max(lo, starts[k]), stops[k])
+            cut_hi = max(min(hi, stops[k]), cut_lo)
+            for part in range(2):
+                first, last = (starts[k], cut_lo) if part == 0 else (cut_hi, stops[k])
+                add_shifted(acc, offset, first, last, source, shifts[k], scales[k])
+        m += group
+
+
+@jit
+def copy_shifted(target, start, stop, source, shift):
+    """``target[q] = source[q + shift]`` for ``q`` in ``[start, stop)`` inside ``source``; 0 elsewhere."""
+    lo, hi = shifted_range(start, stop, shift, len(source))
+    lo, hi = min(lo, len(target)), max(hi, min(lo, len(target)))
+    target[:lo] = 0
+    first, source_first = uint64(lo), uint64(lo + shift)
+    for j in range(uint64(hi - lo)):
+        target[first + j] = source[source_first + j]
+    target[hi:] = 0
+
+
+@jit
+def copy_columns(flat, first, count, width, columns, out):
+    """Copy the valid columns of a padded flat range into the rows of ``out``.
+
+    ``flat[f - first]`` (``count`` entries) holds padded entry
+    ``f = row * width + column``; those with ``column < columns`` go to
+    ``out[row, column]``.
+    """
+    stop = first + count
+    for row in range(first // width, (stop - 1) // width + 1):
+        lo, hi = max(first - row * width, 0), min(stop - row * width, columns)
+        if hi > lo:
+            target, source = out[row], uint64(row * width + lo - first)
+            for j in range(uint64(hi - lo)):
+                target[uint64(lo) + j] = flat[source + j]
+
+
+@jit_parallel
+def _compact(padded, out):
+    batch, channels, lead, rows, columns = out.shape
+    for task in prange(batch * channels * lead * rows):
+        n, c = task // (channels * lead * rows), (task // (lead * rows)) % channels
+        row, b = (task // rows) % lead, task % rows
+        target, source = out[n, c, row, b], padded[n, c, row, b]
+        for j in range(columns):
+            target[j] = source[j]
+
+
+def compact_columns(padded: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Copy the first ``out.shape[-1]`` columns of ``padded`` ``(N, C, lead, rows, width)``
+    (any strides) into ``out`` ``(N, C, lead, rows, columns)``; return ``out``."""
+    _compact(padded, out)
+    return out
+
+
+@jit
+def _store_rows(flat, tile, stride_b, offset, first, count, width, columns, out, cols_out, stride_c):
+    """The loops of :func:`store_plane` on flat arrays; called with a literal ``stride_c``,
+    the inlined row copies have a constant stride that LLVM vectorises into shuffles."""
+    rows_out = len(out) // cols_out
+    step, tile_step = uint64(stride_c), uint64(tile)
+    stop = first + count
+    for q in range(first // width, (stop - 1) // width + 1):
+        lo, hi = max(first - q * width, 0), min(stop - q * width, columns)
+        base = q * width - first + offset
+        whole = max(min(hi, cols_out // stride_c) - lo, 0)
+        for rb in range(min(stride_b, rows_out - q * stride_b)):
+            row = (q * stride_b + rb) * cols_out
+            phase = rb * stride_c * tile + base
+            source, target = uint64(phase + lo), uint64(row + lo * stride_c)
+            for j in range(uint64(whole)):
+                for r in range(step):
+                    out[target + j * step + r] = flat[source + r * tile_step + j]
+            for qc in range(lo + whole, hi):  # the last, incomplete group of the row
+                for rc in range(cols_out - qc * stride_c):
+                    out[row + qc * stride_c + rc] = flat[phase + rc * tile + qc]
+
+
+@jit
+def store_plane(phases, offset, first, count, width, columns, out):
+    """Interleave the phase planes of a padded flat range into the output plane.
+
+    ``phases[r_b, r_c, offset + f - first]`` for ``f`` in ``[first, first + count)``
+    holds phase ``(r_b, r_c)`` of padded entry ``f = q_b * width + q_c``; those
+    with ``q_c < columns`` go to ``out[q_b*s_b + r_b, q_c*s_c + r_c]`` where that
+    is inside ``out``, ``(s_b, s_c)`` being the first two axes of ``phases``.
+    """
+    stride_b, stride_c, tile = phases.shape
+    flat, target, cols_out = phases.reshape(phases.size), out.reshape(out.size), out.shape[1]
+    if stride_c == 1:
+        _store_rows(flat, tile, stride_b, offset, first, count, width, columns, target, cols_out, 1)
+    elif stride_c == 2:
+        _store_rows(flat, tile, stride_b, offset, first, count, width, columns, target, cols_out, 2)
+    elif stride_c == 3:
+        _store_rows(flat, tile, stride_b, offset, first, count, width, columns, target, cols_out, 3)
+    elif stride_c == 4:
+        _store_rows(flat, tile, stride_b, offset, first, count, width, columns, target, cols_out, 4)
+    else:
+        _store_rows(flat, tile, stride_b, offset, first, count, width, columns, target, cols_out,
+                    stride_c)
