@@ -50,6 +50,7 @@ __all__ = [
     "split_planes",
     "pad_planes",
     "task_range",
+    "phase_scratch",
     "row_clip",
     "shifted_range",
     "add_shifted",
@@ -260,6 +261,18 @@ def fold_planes(out: np.ndarray, geometry, plan: PlanePlan) -> np.ndarray:
 def task_range(chunk, chunks, tasks):
     """Tasks ``[first, last)`` of chunk ``chunk`` of ``chunks`` (even split)."""
     return chunk * tasks // chunks, (chunk + 1) * tasks // chunks
+
+
+@jit
+def phase_scratch(out, stride_b, stride_c, tile, most_terms):
+    """One chunk's scratch for the phase kernels: the phase tiles ``(s_b, s_c, tile)`` (dtype of
+    ``out``) and, per phase, room for ``most_terms`` terms (shifts, starts, stops) and their count."""
+    phase_count = stride_b * stride_c
+    phases = np.empty((stride_b, stride_c, tile), dtype=out.dtype)
+    shifts = np.empty((phase_count, most_terms), dtype=np.int64)
+    starts = np.empty((phase_count, most_terms), dtype=np.int64)
+    stops = np.empty((phase_count, most_terms), dtype=np.int64)
+    return phases, shifts, starts, stops, np.empty(phase_count, dtype=np.int64)
 
 
 @jit

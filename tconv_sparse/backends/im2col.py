@@ -23,8 +23,8 @@ from numba import prange
 from .._config import jit_parallel, numba_threads
 from ._numpy_ops import pad
 from ._polyphase import (
-    add_terms, compact_columns, copy_shifted, fold_planes, pad_planes, plane_plan, plane_view,
-    plane_weight, row_clip, split_planes, store_plane, task_range, tiling,
+    add_terms, compact_columns, copy_shifted, fold_planes, pad_planes, phase_scratch, plane_plan,
+    plane_view, plane_weight, row_clip, split_planes, store_plane, task_range, tiling,
 )
 
 __all__ = ["conv", "conv_transpose"]
@@ -112,13 +112,9 @@ def _col2im(cols, b_ptr, b_out, b_tap, ptr_b, tap_b, offset_b, ptr_c, tap_c, off
     tiles = (total + tile - 1) // tile
     tasks = channels * lead * tiles
     for chunk in prange(chunks):
-        phases = np.empty((stride_b, stride_c, tile), dtype=out.dtype)
+        phases, shifts, starts, stops, counts = phase_scratch(out, stride_b, stride_c, tile, most_terms)
         acc = phases.reshape(phases.size)
         ones = np.ones(most_terms, dtype=out.dtype)
-        shifts = np.empty((phase_count, most_terms), dtype=np.int64)
-        starts = np.empty((phase_count, most_terms), dtype=np.int64)
-        stops = np.empty((phase_count, most_terms), dtype=np.int64)
-        counts = np.empty(phase_count, dtype=np.int64)
         first_task, end_task = task_range(chunk, chunks, tasks)
         for task in range(first_task, end_task):
             start = (task % tiles) * tile
