@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import tconv_sparse as ts
-from tconv_sparse.plotting import plot_overlap_map
+from tconv_sparse.analysis.plotting import plot_overlap_map
 
 # %%
 # Counting products

@@ -5,7 +5,7 @@ Convolution arithmetic, frame by frame
 The cases of Dumoulin & Visin's *A guide to convolution arithmetic for deep
 learning* (and of its animations, `vdumoulin/conv_arithmetic
 <https://github.com/vdumoulin/conv_arithmetic>`_), drawn by
-:func:`tconv_sparse.plotting.plot_conv_arithmetic` from the library's own
+:func:`tconv_sparse.analysis.plotting.plot_conv_arithmetic` from the library's own
 geometry.
 
 Each figure serves both directions. Read as a **convolution**, the dashed
@@ -19,7 +19,7 @@ counts. At most four frames are drawn per case.
 """
 
 import tconv_sparse as ts
-from tconv_sparse.plotting import plot_conv_arithmetic
+from tconv_sparse.analysis.plotting import plot_conv_arithmetic
 
 
 def draw(input_size, kernel, **params):

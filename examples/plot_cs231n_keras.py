@@ -15,8 +15,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import tconv_sparse as ts
-from tconv_sparse.explain import explain_transposed_conv
-from tconv_sparse.plotting import plot_conv_arithmetic
+from tconv_sparse.analysis.explain import explain_transposed_conv
+from tconv_sparse.analysis.plotting import plot_conv_arithmetic
 
 y = np.array([[[1.0, 2.0], [3.0, 4.0]]])       # (C, H, W): the 2x2 input
 w = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)   # (C_in, C_out, 3, 3): the kernel 1..9

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import tconv_sparse as ts
-from tconv_sparse.plotting import plot_symbolic_matrix
+from tconv_sparse.analysis.plotting import plot_symbolic_matrix
 
 rng = np.random.default_rng(0)
 

@@ -30,12 +30,12 @@ import numpy as np
 from scipy.optimize import nnls
 
 import tconv_sparse as ts
-from tconv_sparse._csr import csr_matmul
+from tconv_sparse.backends.csr import csr_matmul
 from tconv_sparse.bench.cases import CONV_CASES, ConvCase
 from tconv_sparse.functional import FORWARD_METHODS, TRANSPOSE_METHODS
-from tconv_sparse.geometry import Geometry
-from tconv_sparse.matrix import build_matrix
-from tconv_sparse.methods import COSTS, features, modelled_times
+from tconv_sparse.core.geometry import Geometry
+from tconv_sparse.core.matrix import build_matrix
+from tconv_sparse.backends.chooser import COSTS, features, modelled_times
 
 #: layer shapes beside the grid for :func:`calibrate`: channels 2-128, strides 1-4, ranks 1-3
 CALIBRATION_CASES = CONV_CASES + (
@@ -172,7 +172,7 @@ def sparse_probe(rounds: int) -> None:
 
 
 def calibrate(cases, rounds: int, budget: float, timer=time.perf_counter) -> None:
-    """Time both fast designs on ``cases``, fit :data:`tconv_sparse.methods.COSTS`, print it
+    """Time both fast designs on ``cases``, fit :data:`tconv_sparse.backends.chooser.COSTS`, print it
     and how ``"auto"`` with the fitted and with the shipped constants does on each case."""
     rows = {}
     for direction in ("conv_transpose", "conv"):
@@ -232,7 +232,7 @@ def main(argv=None) -> None:
                              "C @ X and C.T @ Y against SciPy")
     parser.add_argument("--calibrate", action="store_true",
                         help="time both fast designs on the grid and extra shapes, fit the cost "
-                             "model of tconv_sparse.methods and print its constants")
+                             "model of tconv_sparse.backends.chooser and print its constants")
     parser.add_argument("--cpu-time", action="store_true",
                         help="time with process CPU time (steadier on a busy machine; the sum over "
                              "threads, so use it with --threads 1)")

@@ -6,17 +6,17 @@ transposed convolution is literally ``C.T`` (:func:`conv_transpose`), computed
 fast by Numba and GEMM kernels that agree with the matrix to float rounding.
 """
 
-from ._config import get_max_bytes, set_max_bytes
-from ._validation import ParameterTypeError
-from .deconvolution import DeconvolutionResult, deconvolve
-from .functional import conv, conv_transpose
-from .geometry import Geometry, conv_output_shape, conv_transpose_output_shape
-from .interop import from_keras, from_torch
-from .matrix import conv_matrix
-from .operator import ConvOperator
-from .overlap import overlap_map, overlap_summary
-from .spectra import operator_norm, singular_values
-from .symbolic import symbolic_conv_transpose
+from tconv_sparse.core.config import get_max_bytes, set_max_bytes
+from tconv_sparse.core.validation import ParameterTypeError
+from tconv_sparse.solvers.deconvolution import DeconvolutionResult, deconvolve
+from tconv_sparse.functional import conv, conv_transpose
+from tconv_sparse.core.geometry import Geometry, conv_output_shape, conv_transpose_output_shape
+from tconv_sparse.interop import from_keras, from_torch
+from tconv_sparse.core.matrix import conv_matrix
+from tconv_sparse.operator import ConvOperator
+from tconv_sparse.analysis.overlap import overlap_map, overlap_summary
+from tconv_sparse.analysis.spectra import operator_norm, singular_values
+from tconv_sparse.analysis.symbolic import symbolic_conv_transpose
 
 __version__ = "0.1.0"
 

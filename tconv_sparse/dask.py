@@ -14,7 +14,7 @@ How a block is computed
 Each output block (one batch chunk, all channels, one spatial chunk per axis)
 is computed by one call of the in-memory kernel on exactly the input it
 depends on. Per spatial axis, the geometry's padding index map
-(:func:`~tconv_sparse.index_maps.padding_index`, the same map every backend
+(:func:`~tconv_sparse.core.index_maps.padding_index`, the same map every backend
 uses) says which input each padded position reads, so the dependencies are
 derived, not guessed:
 
@@ -101,14 +101,14 @@ try:
 except ImportError as error:  # pragma: no cover - the extra is not installed
     raise ImportError("tconv_sparse.dask needs Dask: pip install 'tconv-sparse[dask]'") from error
 
-from . import _validation as v
-from .deconvolution import DeconvolutionResult
-from .deconvolution import deconvolve as _deconvolve
-from .functional import FORWARD_METHODS, TRANSPOSE_METHODS, parse_method
-from .functional import conv as _conv
-from .functional import conv_transpose as _conv_transpose
-from .geometry import Geometry, conv_transpose_output_shape
-from .index_maps import padding_index
+from tconv_sparse.core import validation as v
+from tconv_sparse.solvers.deconvolution import DeconvolutionResult
+from tconv_sparse.solvers.deconvolution import deconvolve as _deconvolve
+from tconv_sparse.plan import FORWARD_METHODS, TRANSPOSE_METHODS, parse_method
+from tconv_sparse.functional import conv as _conv
+from tconv_sparse.functional import conv_transpose as _conv_transpose
+from tconv_sparse.core.geometry import Geometry, conv_transpose_output_shape
+from tconv_sparse.core.index_maps import padding_index
 
 __all__ = ["conv", "conv_transpose", "deconvolve", "read_amplification"]
 

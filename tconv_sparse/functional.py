@@ -4,43 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _validation as v
-from .backends import FORWARD, TRANSPOSE
-from .geometry import Geometry
-from .methods import choose_forward, choose_transpose
+from tconv_sparse.core import validation as v
+from tconv_sparse.core.geometry import Geometry
+from tconv_sparse.plan import FORWARD_METHODS, TRANSPOSE_METHODS, apply_method, parse_method
 
-__all__ = ["conv", "conv_transpose", "apply_backend", "FORWARD_METHODS", "TRANSPOSE_METHODS"]
-
-FORWARD_METHODS = ("auto", *FORWARD)
-TRANSPOSE_METHODS = ("auto", *TRANSPOSE)
-
-
-def parse_method(method, valid) -> str:
-    """Check ``method`` against the names in ``valid``."""
-    if not isinstance(method, str):
-        raise v.ParameterTypeError(f"method must be one of {valid}, got {method!r}")
-    if method not in valid:
-        raise ValueError(f"method must be one of {valid}, got {method!r}")
-    return method
-
-
-def apply_backend(backend, data, weight, geometry, bias=None, transposed=False) -> np.ndarray:
-    """Run one backend on batched ``data`` after casting to the result dtype.
-
-    The allocation of the output is checked against the memory limit first;
-    the result is always C-contiguous.
-    """
-    dtype = v.result_dtype(data, weight)
-    channels, shape = ((geometry.in_channels, geometry.input_shape) if transposed
-                       else (geometry.out_channels, geometry.output_shape))
-    bias = v.as_bias(bias, channels, dtype)
-    v.check_bytes("the output", data.shape[0] * channels * np.prod(shape, dtype=float) * dtype.itemsize)
-    result = np.ascontiguousarray(backend(np.ascontiguousarray(data, dtype=dtype),
-                                          np.ascontiguousarray(weight, dtype=dtype), geometry))
-    if bias is not None:
-        result += bias.reshape(-1, *([1] * len(shape)))
-    return result
-
+__all__ = ["conv", "conv_transpose", "FORWARD_METHODS", "TRANSPOSE_METHODS"]
 
 def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
          method="auto"):
@@ -94,9 +62,7 @@ def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, pad
                                 padding=padding, dilation=dilation, groups=groups,
                                 padding_mode=padding_mode)
     geometry.check_channels("x", x.shape[1 if batched else 0])
-    if method == "auto":
-        method = choose_forward(geometry, x.shape[0] if batched else 1, v.result_dtype(x, weight))
-    result = apply_backend(FORWARD[method], x if batched else x[None], weight, geometry, bias)
+    result = apply_method(method, x if batched else x[None], weight, geometry, bias)
     return result if batched else result[0]
 
 
@@ -162,8 +128,5 @@ def conv_transpose(y, weight, bias=None, *, stride=1, padding=0, output_padding=
                                    output_size=output_size, dilation=dilation, groups=groups,
                                    padding_mode=padding_mode)
     geometry.check_channels("y", y.shape[1 if batched else 0], transposed=True)
-    if method == "auto":
-        method = choose_transpose(geometry, y.shape[0] if batched else 1, v.result_dtype(y, weight))
-    result = apply_backend(TRANSPOSE[method], y if batched else y[None], weight, geometry, bias,
-                           transposed=True)
+    result = apply_method(method, y if batched else y[None], weight, geometry, bias, transposed=True)
     return result if batched else result[0]

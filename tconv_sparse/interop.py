@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _validation as v
-from .geometry import Geometry
-from .operator import ConvOperator
+from tconv_sparse.core import validation as v
+from tconv_sparse.core.geometry import Geometry
+from tconv_sparse.operator import ConvOperator
 
 __all__ = ["from_torch", "from_keras"]
 

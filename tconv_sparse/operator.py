@@ -5,13 +5,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
-from . import _validation as v
-from ._csr import csr_matmul
-from .backends import FORWARD, TRANSPOSE
-from .functional import FORWARD_METHODS, TRANSPOSE_METHODS, apply_backend
-from .geometry import Geometry
-from .matrix import build_matrix
-from .methods import choose_forward, choose_transpose
+from tconv_sparse.core import validation as v
+from tconv_sparse.core.geometry import Geometry
+from tconv_sparse.core.matrix import build_matrix
+from tconv_sparse.plan import FORWARD_METHODS, TRANSPOSE_METHODS, apply_method, matrix_product
 
 __all__ = ["ConvOperator"]
 
@@ -34,13 +31,6 @@ def _parse_operator_method(method) -> tuple[str, str]:
     if transpose not in TRANSPOSE_METHODS:
         raise ValueError(f"the transpose method must be one of {TRANSPOSE_METHODS}, got {transpose!r}")
     return forward, transpose
-
-
-def _product(matrix, columns: np.ndarray) -> np.ndarray:
-    """``matrix @ columns`` with the parallel CSR kernel (a single column as a vector)."""
-    if columns.shape[1] == 1:
-        return csr_matmul(matrix, columns[:, 0])[:, None]
-    return csr_matmul(matrix, columns)
 
 
 class ConvOperator(LinearOperator):
@@ -125,11 +115,8 @@ class ConvOperator(LinearOperator):
         X = np.asarray(X)
         geometry = self.geometry
         if self._forward_method == "sparse":
-            return _product(self.matrix, X)
-        method = self._forward_method
-        if method == "auto":
-            method = choose_forward(geometry, X.shape[1], self.dtype)
-        result = apply_backend(FORWARD[method], self._samples(X, geometry.in_channels, geometry.input_shape),
+            return matrix_product(self.matrix, X)
+        result = apply_method(self._forward_method, self._samples(X, geometry.in_channels, geometry.input_shape),
                                self.weight, geometry)
         return result.reshape(X.shape[1], -1).T
 
@@ -138,12 +125,9 @@ class ConvOperator(LinearOperator):
         geometry = self.geometry
         if self._transpose_method == "sparse":
             if self.dtype.kind == "c":  # C^H Y = conj(C^T conj(Y))
-                return np.conj(_product(self._transposed_matrix(), np.conj(Y)))
-            return _product(self._transposed_matrix(), Y)
-        method = self._transpose_method
-        if method == "auto":
-            method = choose_transpose(geometry, Y.shape[1], self.dtype)
-        result = apply_backend(TRANSPOSE[method], self._samples(Y, geometry.out_channels, geometry.output_shape),
+                return np.conj(matrix_product(self._transposed_matrix(), np.conj(Y)))
+            return matrix_product(self._transposed_matrix(), Y)
+        result = apply_method(self._transpose_method, self._samples(Y, geometry.out_channels, geometry.output_shape),
                                self.weight.conj(), geometry, transposed=True)
         return result.reshape(Y.shape[1], -1).T
 

@@ -9,7 +9,7 @@ import pytest
 
 import tconv_sparse as ts
 from tconv_sparse import cli
-from tconv_sparse._config import num_threads
+from tconv_sparse.core.config import num_threads
 from tconv_sparse.bench import cases, report, runners
 
 TINY = cases.ConvCase("tiny", batch=2, channels=3, out_channels=2, shape=(9, 8), kernel=3, stride=2)

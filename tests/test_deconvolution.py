@@ -17,7 +17,7 @@ import scipy.sparse.linalg as spla
 from scipy.signal import convolve
 
 import tconv_sparse as ts
-import tconv_sparse.deconvolution as deconvolution
+import tconv_sparse.solvers.deconvolution as deconvolution
 
 skimage_restoration = pytest.importorskip("skimage.restoration")
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tconv_sparse.cli import main
-from tconv_sparse.demo import psnr, run_demo, synthetic_image
+from tconv_sparse.cli.demo import psnr, run_demo, synthetic_image
 
 FIGURES = {"cs231n_2x2_to_4x4.png", "keras_2x2_to_5x5.png", "matrix_1d.png", "speed.png",
            "deconvolution.png", "overlap_maps.png"}

@@ -7,7 +7,7 @@ import pytest
 
 import tconv_sparse as ts
 from tconv_sparse.cli import main
-from tconv_sparse.explain import explain_transposed_conv
+from tconv_sparse.analysis.explain import explain_transposed_conv
 
 CALL = re.compile(r"^     (tconv_sparse|PyTorch|Keras|JAX):\s+(.*)$")
 VARIANT = re.compile(r"^   ([\dx]+)  \[(.*)\]")

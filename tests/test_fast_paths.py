@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import tconv_sparse as ts
-from tconv_sparse._csr import csr_matmul
+from tconv_sparse.backends.csr import csr_matmul
 from tconv_sparse.backends import _polyphase, im2col
-from tconv_sparse.geometry import Geometry
-from tconv_sparse.matrix import build_matrix
-from tconv_sparse.methods import choose_forward, choose_transpose
+from tconv_sparse.core.geometry import Geometry
+from tconv_sparse.core.matrix import build_matrix
+from tconv_sparse.backends.chooser import choose_forward, choose_transpose
 from conftest import DTYPES, assert_close, random_array
 
 FORWARD_FAST = ("direct", "im2col")

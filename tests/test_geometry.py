@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tconv_sparse as ts
-from tconv_sparse.geometry import Geometry
+from tconv_sparse.core.geometry import Geometry
 from reference import forward_padding, transposed_geometry
 
 

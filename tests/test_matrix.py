@@ -70,7 +70,7 @@ def test_integer_weight_gives_float64_and_any_rank_works():
 
 
 def test_int64_indices_when_int32_does_not_fit(monkeypatch):
-    import tconv_sparse.matrix as matrix
+    import tconv_sparse.core.matrix as matrix
 
     weight = np.random.default_rng(0).standard_normal((2, 1, 3, 3))
     small = ts.conv_matrix(weight, (10, 10), padding=1)

@@ -105,7 +105,7 @@ def test_bad_arguments():
 def test_plots():
     matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")
-    from tconv_sparse.plotting import plot_conv_arithmetic, plot_overlap_map
+    from tconv_sparse.analysis.plotting import plot_conv_arithmetic, plot_overlap_map
 
     counts = ts.overlap_map((3, 3), (4, 4), stride=2)
     ax = plot_overlap_map(counts)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tconv_sparse as ts
-from tconv_sparse import spectra
+from tconv_sparse.analysis import spectra
 
 PADDING_MODES = ("zeros", "circular", "reflect", "replicate")
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tconv_sparse as ts
-from tconv_sparse import symbolic
+from tconv_sparse.analysis import symbolic
 
 
 def test_seed_1d_example():
@@ -105,7 +105,7 @@ def test_format_grid_3d():
 def test_spy_plot():
     matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")
-    from tconv_sparse.plotting import plot_symbolic_matrix
+    from tconv_sparse.analysis.plotting import plot_symbolic_matrix
 
     s = ts.symbolic_conv_transpose((3, 3), (2, 2), stride=2)
     ax = plot_symbolic_matrix(s)

@@ -1,9 +1,9 @@
 """Backends: one module per method. Each takes validated, contiguous arrays in
-the result dtype (``(N, C, *spatial)``) and a :class:`~tconv_sparse.geometry.Geometry`,
+the result dtype (``(N, C, *spatial)``) and a :class:`~tconv_sparse.core.geometry.Geometry`,
 and never validates, never calls another backend, never imports the public layer.
 """
 
-from . import direct, im2col, sparse, zero_insert
+from tconv_sparse.backends import direct, im2col, sparse, zero_insert
 
 #: forward-convolution methods: name -> function(x, weight, geometry)
 FORWARD = {"sparse": sparse.conv, "direct": direct.conv, "im2col": im2col.conv}

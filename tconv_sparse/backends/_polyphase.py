@@ -2,7 +2,7 @@
 
 The fast kernels see a geometry in three levels: the *leading* spatial axes
 (all but the last two) fused into one axis and handled through the index
-tables of :func:`~tconv_sparse.index_maps.product_map` (every padding mode,
+tables of :func:`~tconv_sparse.core.index_maps.product_map` (every padding mode,
 any rank), and the last two axes, the *plane* (rows ``b``, columns ``c``;
 a 1-D geometry is a plane of one row), handled by long contiguous loops that
 vectorise.
@@ -34,9 +34,9 @@ from functools import cached_property, lru_cache
 import numpy as np
 from numba import prange, uint64
 
-from .._config import jit, jit_parallel, num_threads
-from ..index_maps import AxisMap, axis_map, product_map
-from ._numpy_ops import fold
+from tconv_sparse.core.config import jit, jit_parallel, num_threads
+from tconv_sparse.core.index_maps import AxisMap, axis_map, product_map
+from tconv_sparse.backends._numpy_ops import fold
 
 __all__ = [
     "TILE_ELEMENTS",

@@ -7,7 +7,7 @@ in which every tap is one contiguous shifted pass (four taps per pass), and
 the parallel loop runs over tiles of the output planes, so both cores work
 even on one sample with one channel. ``scatter`` is the literal formulation
 on the two-level index maps of
-:attr:`~tconv_sparse.geometry.Geometry.canonical_maps`.
+:attr:`~tconv_sparse.core.geometry.Geometry.canonical_maps`.
 
 Parallel loops never race. ``direct`` and ``gather`` give each task its own
 tile of one output plane. ``scatter`` adds into outputs shared between
@@ -23,10 +23,10 @@ import math
 import numpy as np
 from numba import prange
 
-from .._config import jit, jit_parallel, num_threads
-from ..matrix import canonical_weight
-from ._numpy_ops import pad
-from ._polyphase import (
+from tconv_sparse.core.config import jit, jit_parallel, num_threads
+from tconv_sparse.core.matrix import canonical_weight
+from tconv_sparse.backends._numpy_ops import pad
+from tconv_sparse.backends._polyphase import (
     add_terms, copy_columns, fold_planes, pad_planes, phase_scratch, plane_plan, plane_view,
     plane_weight, row_clip, split_planes, store_plane, task_range, tiling,
 )

@@ -9,7 +9,7 @@ with every sample's positions side by side: wide enough for BLAS to run at
 full speed even on small images. Chunks keep the column buffer near the size
 of the last-level cache so that the Numba pass reads what BLAS just wrote.
 BLAS owns the cores: the Numba passes run on the calling thread between the
-BLAS calls (:func:`~tconv_sparse._config.numba_threads`), so that the two
+BLAS calls (:func:`~tconv_sparse.core.config.numba_threads`), so that the two
 thread pools never compete for the cores.
 """
 
@@ -20,9 +20,9 @@ import math
 import numpy as np
 from numba import prange
 
-from .._config import jit_parallel, numba_threads
-from ._numpy_ops import pad
-from ._polyphase import (
+from tconv_sparse.core.config import jit_parallel, numba_threads
+from tconv_sparse.backends._numpy_ops import pad
+from tconv_sparse.backends._polyphase import (
     add_terms, compact_columns, copy_shifted, fold_planes, pad_planes, phase_scratch, plane_plan,
     plane_view, plane_weight, row_clip, split_planes, store_plane, task_range, tiling,
 )

@@ -2,15 +2,15 @@
 
 ``C`` (or ``C.T``, built directly rather than transposed) is built for the
 call and applied with the row-parallel CSR product of
-:mod:`tconv_sparse._csr`, one sample per column.
+:mod:`tconv_sparse.backends.csr`, one sample per column.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .._csr import csr_matmul
-from ..matrix import build_matrix
+from tconv_sparse.backends.csr import csr_matmul
+from tconv_sparse.core.matrix import build_matrix
 
 __all__ = ["conv", "conv_transpose"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._numpy_ops import correlate, fold
+from tconv_sparse.backends._numpy_ops import correlate, fold
 
 __all__ = ["conv_transpose", "flipped_kernel"]
 

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import tconv_sparse as ts
-from tconv_sparse._config import num_threads
+from tconv_sparse.core.config import num_threads
 
-from .runners import FAIL, OK, PEER, SPARSE_REFERENCES, TOLERANCE, format_time
+from tconv_sparse.bench.runners import FAIL, OK, PEER, SPARSE_REFERENCES, TOLERANCE, format_time
 
 __all__ = [
     "machine_info",

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import tconv_sparse as ts
-from tconv_sparse._config import num_threads
+from tconv_sparse.core.config import num_threads
 from tconv_sparse.functional import FORWARD_METHODS, TRANSPOSE_METHODS
 
-from .cases import ConvCase
+from tconv_sparse.bench.cases import ConvCase
 
 __all__ = [
     "PEER",

@@ -44,11 +44,11 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 from scipy.sparse.linalg import splu
 
-from . import _config
-from . import _validation as v
-from .geometry import Geometry, conv_transpose_output_shape
-from .matrix import conv_matrix, matrix_bytes
-from .operator import ConvOperator
+from tconv_sparse.core import config as _config
+from tconv_sparse.core import validation as v
+from tconv_sparse.core.geometry import Geometry, conv_transpose_output_shape
+from tconv_sparse.core.matrix import conv_matrix, matrix_bytes
+from tconv_sparse.operator import ConvOperator
 
 __all__ = ["deconvolve", "DeconvolutionResult", "SOLVERS", "REGULARIZERS"]
 

@@ -13,7 +13,7 @@ sample. They differ in what comes around them:
   entries are shared by ``C_out / groups`` output channels of the forward
   convolution, so they win once enough channels share it; BLAS runs on all
   the cores, the Numba passes around it on one
-  (:func:`~tconv_sparse._config.numba_threads`).
+  (:func:`~tconv_sparse.core.config.numba_threads`).
 
 The modelled time of each design is a linear function of those counts and of
 the data moved in and out (:func:`features`), with nanoseconds per count and
@@ -33,8 +33,8 @@ import math
 
 import numpy as np
 
-from ._config import num_threads
-from .backends._polyphase import TILE_ELEMENTS, plane_plan
+from tconv_sparse.core.config import num_threads
+from tconv_sparse.backends._polyphase import TILE_ELEMENTS, plane_plan
 
 __all__ = ["COSTS", "SPEEDUP_PER_THREAD", "features", "stencil_passes", "column_entries", "modelled_times",
            "choose_forward", "choose_transpose"]

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _validation as v
-from .geometry import Geometry
-from .index_maps import product_map
-from .overlap import kernel_geometry
+from tconv_sparse.core import validation as v
+from tconv_sparse.core.geometry import Geometry
+from tconv_sparse.core.index_maps import product_map
+from tconv_sparse.core.geometry import kernel_geometry
 
 __all__ = ["symbolic_conv_transpose", "SymbolicConv", "MAX_SYMBOLIC_CELLS", "default_input_names",
            "default_kernel_names", "format_grid"]
@@ -75,7 +75,7 @@ def format_grid(array, commas=True) -> str:
 
     Examples
     --------
-    >>> from tconv_sparse.symbolic import format_grid
+    >>> from tconv_sparse.analysis.symbolic import format_grid
     >>> print(format_grid(np.array([["1", "10"], ["100", "2"]]), commas=False))
     [[1    10],
      [100  2]]
@@ -161,7 +161,7 @@ def symbolic_conv_transpose(kernel_shape, input_shape, *, stride=1, padding=0, o
     -------
     SymbolicConv
         ``str()`` of it shows ``C``, ``C.T`` and the output;
-        :func:`tconv_sparse.plotting.plot_symbolic_matrix` draws it.
+        :func:`tconv_sparse.analysis.plotting.plot_symbolic_matrix` draws it.
 
     Raises
     ------

@@ -1,14 +1,14 @@
 """The convolution as an explicit sparse matrix ``C``, and its transpose built directly.
 
 ``conv_matrix`` writes the CSR arrays of ``C`` directly from the index maps of
-:mod:`tconv_sparse.index_maps`: row pointers by vectorised counting, column
+:mod:`tconv_sparse.core.index_maps`: row pointers by vectorised counting, column
 indices and values by one parallel Numba pass over the rows (each row is
 written by exactly one thread, so nothing races). No dense intermediate, no
 Python loop over pixels, no convolution of identity columns, no temporary
 larger than one integer per row: the peak memory is the final matrix.
 
 The CSR arrays of ``C.T`` come from the same pass run on the transposed axis
-maps (:func:`~tconv_sparse.index_maps.transpose_map`) with the channel-swapped
+maps (:func:`~tconv_sparse.core.index_maps.transpose_map`) with the channel-swapped
 kernel: the rows of ``C.T`` are the columns of ``C``, already sorted, so
 ``C.T @ y`` is a row-parallel product like ``C @ x``.
 """
@@ -21,10 +21,10 @@ import numpy as np
 import scipy.sparse as sp
 from numba import prange, uint64
 
-from . import _validation as v
-from ._config import jit_parallel, num_threads
-from .geometry import Geometry
-from .index_maps import product_map, transpose_map
+from tconv_sparse.core import validation as v
+from tconv_sparse.core.config import jit_parallel, num_threads
+from tconv_sparse.core.geometry import Geometry
+from tconv_sparse.core.index_maps import product_map, transpose_map
 
 __all__ = ["conv_matrix", "matrix_bytes", "build_matrix", "canonical_weight"]
 

@@ -17,24 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _validation as v
-from .geometry import Geometry
+from tconv_sparse.core import validation as v
+from tconv_sparse.core.geometry import kernel_geometry
 
-__all__ = ["overlap_map", "overlap_summary", "OverlapSummary", "kernel_geometry"]
+__all__ = ["overlap_map", "overlap_summary", "OverlapSummary"]
 
-
-def kernel_geometry(kernel_shape, input_shape, *, stride=1, padding=0, output_padding=None,
-                    output_size=None, dilation=1, padding_mode="zeros") -> Geometry:
-    """Validated single-channel :class:`~tconv_sparse.Geometry` of a transposed convolution.
-
-    ``input_shape`` is the transposed convolution's spatial input; the rank
-    is ``len(kernel_shape)``. Shared by the overlap, symbolic, plotting and
-    explain tools, which take a kernel shape instead of a weight.
-    """
-    kernel_shape = v.parse_int_tuple("kernel_shape", kernel_shape, max(np.size(kernel_shape), 1), 1)
-    return Geometry.transposed((1, 1, *kernel_shape), input_shape, stride=stride, padding=padding,
-                               output_padding=output_padding, output_size=output_size,
-                               dilation=dilation, padding_mode=padding_mode)
 
 
 def _outer(vectors) -> np.ndarray:

@@ -37,10 +37,10 @@ from functools import cached_property
 
 import numpy as np
 
-from . import _validation as v
-from .index_maps import AxisMap, axis_map, padding_matrix, product_map
+from tconv_sparse.core import validation as v
+from tconv_sparse.core.index_maps import AxisMap, axis_map, padding_matrix, product_map
 
-__all__ = ["Geometry", "conv_output_shape", "conv_transpose_output_shape"]
+__all__ = ["Geometry", "conv_output_shape", "conv_transpose_output_shape", "kernel_geometry"]
 
 
 def _effective(kernel: int, dilation: int) -> int:
@@ -393,7 +393,7 @@ class Geometry:
 
     @cached_property
     def axis_maps(self) -> tuple:
-        """Per-axis :class:`~tconv_sparse.index_maps.AxisMap` (padding mode included)."""
+        """Per-axis :class:`~tconv_sparse.core.index_maps.AxisMap` (padding mode included)."""
         return tuple(
             axis_map(n, out, k, s, d, lo, self.padding_mode)
             for n, out, k, s, d, (lo, _) in zip(
@@ -447,3 +447,17 @@ def _parse_weight(weight_shape, groups, padding_mode):
             f"convolution, C_in of the transposed one) = {out_channels}"
         )
     return weight_shape[2:], len(weight_shape) - 2, groups, padding_mode, out_channels, weight_shape[1] * groups
+
+
+def kernel_geometry(kernel_shape, input_shape, *, stride=1, padding=0, output_padding=None,
+                    output_size=None, dilation=1, padding_mode="zeros") -> Geometry:
+    """Validated single-channel :class:`~tconv_sparse.Geometry` of a transposed convolution.
+
+    ``input_shape`` is the transposed convolution's spatial input; the rank
+    is ``len(kernel_shape)``. Shared by the overlap, symbolic, plotting and
+    explain tools, which take a kernel shape instead of a weight.
+    """
+    kernel_shape = v.parse_int_tuple("kernel_shape", kernel_shape, max(np.size(kernel_shape), 1), 1)
+    return Geometry.transposed((1, 1, *kernel_shape), input_shape, stride=stride, padding=padding,
+                               output_padding=output_padding, output_size=output_size,
+                               dilation=dilation, padding_mode=padding_mode)

@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from . import cases, runners
+from tconv_sparse.bench import cases, runners
 
 __all__ = ["add_arguments", "run"]
 
@@ -73,7 +73,7 @@ def _progress(line: str) -> None:
 
 def run(args) -> int:
     """Run the benchmark; 0 when every result was correct, 1 on a FAIL or error, 2 on an empty selection."""
-    from . import report
+    from tconv_sparse.bench import report
 
     plan, factories = _plan(args)
     if not plan:

@@ -2,7 +2,7 @@
 
 :func:`explain_transposed_conv` returns the text; the sub-command prints it
 and, with ``--plot FILE``, saves the conv-arithmetic frames of
-:func:`tconv_sparse.plotting.plot_conv_arithmetic`. The text has five parts:
+:func:`tconv_sparse.analysis.plotting.plot_conv_arithmetic`. The text has five parts:
 
 1. the forward convolution's output-size formula, filled in, and every input
    size it maps to the given one (why 3x3 and 4x4 both give 2x2);
@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import _validation as v
-from .geometry import Geometry, conv_output_shape
-from .overlap import kernel_geometry, overlap_summary
-from .symbolic import format_grid, symbolic_conv_transpose
+from tconv_sparse.core import validation as v
+from tconv_sparse.core.geometry import Geometry, conv_output_shape
+from tconv_sparse.core.geometry import kernel_geometry
+from tconv_sparse.analysis.overlap import overlap_summary
+from tconv_sparse.analysis.symbolic import format_grid, symbolic_conv_transpose
 
-__all__ = ["explain_transposed_conv", "equivalent_calls", "add_arguments", "run"]
+__all__ = ["explain_transposed_conv", "equivalent_calls"]
 
 #: Symbolic output is printed when the canvas has at most this many cells.
 _MAX_SYMBOLIC_CANVAS = 100
@@ -419,7 +419,7 @@ def explain_transposed_conv(kernel_shape, input_shape, *, stride=1, padding=0, o
 
     Examples
     --------
-    >>> from tconv_sparse.explain import explain_transposed_conv
+    >>> from tconv_sparse.analysis.explain import explain_transposed_conv
     >>> text = explain_transposed_conv(3, 2, stride=2, padding=1)
     >>> print(text.splitlines()[0])
     Transposed convolution of a 2 input: kernel 3, stride 2, padding 1, dilation 1
@@ -444,83 +444,3 @@ def explain_transposed_conv(kernel_shape, input_shape, *, stride=1, padding=0, o
         _overlap_section(requested),
     ]
     return "\n\n".join("\n".join(lines) for lines in sections)
-
-
-# ------------------------------------------------------------------ command line
-def _shape(text):
-    try:
-        return tuple(int(part) for part in text.lower().replace(",", "x").split("x"))
-    except ValueError:
-        raise ValueError(f"expected sizes like 2, 2x2 or 2x3x4, got {text!r}") from None
-
-
-def _padding(text):
-    if text.lower() in ("valid", "same", "full"):
-        return text.lower()
-    parts = text.lower().replace(",", "x").split("x")
-    try:
-        return tuple(tuple(int(p) for p in part.split(":")) if ":" in part else int(part) for part in parts)
-    except ValueError:
-        raise ValueError(f"padding must be valid, same, full, or sizes like 1, 1x2 or 1:2x0:1 "
-                         f"(lo:hi per axis), got {text!r}") from None
-
-
-def _broadcast(name, values, ndim):
-    if len(values) == 1:
-        return values * ndim
-    if len(values) != ndim:
-        raise ValueError(f"--{name} needs 1 or {ndim} values (one per axis of --input), got {len(values)}")
-    return values
-
-
-def add_arguments(parser) -> None:
-    """Register the ``explain`` options on an argparse (sub-)parser."""
-    parser.add_argument("--input", required=True, metavar="SIZE",
-                        help="spatial shape of the transposed convolution's input, e.g. 2x2")
-    parser.add_argument("--kernel", required=True, metavar="SIZE", help="kernel size, e.g. 3 or 3x3")
-    parser.add_argument("--stride", default="1", metavar="SIZE", help="stride (default 1)")
-    parser.add_argument("--padding", default="0",
-                        help="padding of the forward convolution: 1, 1x2, 1:2x0:1 (lo:hi), valid, same "
-                             "or full (default 0)")
-    parser.add_argument("--dilation", default="1", metavar="SIZE", help="dilation (default 1)")
-    parser.add_argument("--output-padding", metavar="SIZE", help="output_padding (default none)")
-    parser.add_argument("--output-size", metavar="SIZE", help="exact output size instead of output_padding")
-    parser.add_argument("--plot", metavar="FILE",
-                        help="also save the conv-arithmetic frames to FILE (png, pdf, svg)")
-
-
-def run(args) -> int:
-    """Print the explanation (and save the figure); return the exit status."""
-    try:
-        input_shape = _shape(args.input)
-        ndim = len(input_shape)
-        kwargs = dict(
-            stride=_broadcast("stride", _shape(args.stride), ndim),
-            dilation=_broadcast("dilation", _shape(args.dilation), ndim),
-            output_padding=None if args.output_padding is None else
-            _broadcast("output-padding", _shape(args.output_padding), ndim),
-            output_size=None if args.output_size is None else
-            _broadcast("output-size", _shape(args.output_size), ndim),
-        )
-        padding = _padding(args.padding)
-        kwargs["padding"] = padding if isinstance(padding, str) else _broadcast("padding", padding, ndim)
-        kernel = _broadcast("kernel", _shape(args.kernel), ndim)
-        text = explain_transposed_conv(kernel, input_shape, **kwargs)
-    except ValueError as error:
-        print(f"tconv-sparse explain: error: {error}", file=sys.stderr)
-        return 2
-    print(text)
-    if args.plot:
-        from .plotting import plot_conv_arithmetic
-
-        try:
-            figure = plot_conv_arithmetic(kernel, input_shape, **kwargs)
-        except ValueError as error:
-            print(f"tconv-sparse explain: no figure: {error}", file=sys.stderr)
-            return 2
-        figure.savefig(args.plot, dpi=120)
-        import matplotlib.pyplot as plt
-
-        plt.close(figure)
-        print(f"\nFigure (input, kernel, output on the canvas, one frame per input pixel) saved to {args.plot}")
-    return 0

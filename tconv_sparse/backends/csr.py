@@ -7,7 +7,7 @@ per column index of ``A``) every stored entry is multiplied into a whole row
 of the result, which vectorises over the columns. Results agree with SciPy's
 to float rounding (the order of the additions differs). ``C.T @ y`` uses the
 same kernels on the directly built transpose
-(:func:`tconv_sparse.matrix.build_matrix` with ``transpose=True``), so both
+(:func:`tconv_sparse.core.matrix.build_matrix` with ``transpose=True``), so both
 directions are row-parallel: a single vector streams the matrix at about 60%
 of the machine's copy bandwidth on 2 cores; a batch of 32 columns is bound by
 the 32 multiply-adds per stored entry rather than by memory.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange, uint64
 
-from ._config import jit_parallel
+from tconv_sparse.core.config import jit_parallel
 
 __all__ = ["csr_matmul"]
 
@@ -77,7 +77,7 @@ def csr_matmul(matrix, x: np.ndarray) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np, scipy.sparse as sp
-    >>> from tconv_sparse._csr import csr_matmul
+    >>> from tconv_sparse.backends.csr import csr_matmul
     >>> A = sp.csr_array(np.array([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]]))
     >>> csr_matmul(A, np.array([1.0, 1.0, 1.0])).tolist()
     [3.0, 3.0]

@@ -61,7 +61,7 @@ def padding_index(n: int, lo: int, padded_size: int, padding_mode: str) -> np.nd
 
     Examples
     --------
-    >>> from tconv_sparse.index_maps import padding_index
+    >>> from tconv_sparse.core.index_maps import padding_index
     >>> padding_index(4, 2, 8, "reflect").tolist()
     [2, 1, 0, 1, 2, 3, 2, 1]
     >>> padding_index(4, 2, 8, "circular").tolist()
@@ -110,7 +110,7 @@ def axis_map(n: int, out: int, kernel: int, stride: int, dilation: int, lo: int,
     Input ``[a, b, c, d]``, kernel of 3, stride 1, zero padding 1: output 0
     reads inputs 0 and 1 through taps 1 and 2.
 
-    >>> from tconv_sparse.index_maps import axis_map
+    >>> from tconv_sparse.core.index_maps import axis_map
     >>> m = axis_map(4, 4, 3, 1, 1, 1, "zeros")
     >>> m.col[m.row_ptr[0]:m.row_ptr[1]].tolist(), m.tap[m.tap_ptr[0]:m.tap_ptr[2]].tolist()
     ([0, 1], [1, 2])

@@ -35,10 +35,9 @@ import numpy as np
 
 import tconv_sparse as ts
 
-from .backends import FORWARD, TRANSPOSE
-from .explain import explain_transposed_conv
-from .functional import FORWARD_METHODS, TRANSPOSE_METHODS
-from .symbolic import symbolic_conv_transpose
+from tconv_sparse.analysis.explain import explain_transposed_conv
+from tconv_sparse.plan import FORWARD_METHODS, TRANSPOSE_METHODS, backend_module
+from tconv_sparse.analysis.symbolic import symbolic_conv_transpose
 
 __all__ = ["synthetic_image", "psnr", "run_demo", "add_arguments", "run"]
 
@@ -84,7 +83,7 @@ def synthetic_image(size: int = 128) -> np.ndarray:
 
     Examples
     --------
-    >>> from tconv_sparse.demo import synthetic_image
+    >>> from tconv_sparse.cli.demo import synthetic_image
     >>> image = synthetic_image(64)
     >>> image.shape, float(image.min()) >= 0, float(image.max()) <= 1
     ((64, 64), True, True)
@@ -108,7 +107,7 @@ def psnr(estimate, truth) -> float:
     Examples
     --------
     >>> import numpy as np
-    >>> from tconv_sparse.demo import psnr
+    >>> from tconv_sparse.cli.demo import psnr
     >>> round(psnr(np.full(4, 0.1), np.zeros(4)), 6)
     20.0
     """
@@ -184,7 +183,7 @@ def _shapes(say: _Report, figures: _Figures) -> None:
     say(_indented(explain_transposed_conv((3, 3), (2, 2), stride=2, padding=1, output_padding=1)))
     say("\n   Keras' 5x5 is the whole canvas (\"valid\": nothing cropped); CS231n's 4x4 crops padding 1 at "
         "the start\n   and keeps the last row and column with output_padding=1.")
-    from .plotting import plot_conv_arithmetic
+    from tconv_sparse.analysis.plotting import plot_conv_arithmetic
 
     figures.save("cs231n_2x2_to_4x4.png", lambda: plot_conv_arithmetic(
         (3, 3), (2, 2), stride=2, padding=1, output_padding=1))
@@ -203,7 +202,7 @@ def _matrix_example(say: _Report, figures: _Figures) -> None:
         "C is 2 x 4,\n   the padded columns are gone.")
     say(_indented(str(padded), "     "))
     say("   The padded answer is the 5-output one without its first entry a*x, which fell on the padding.")
-    from .plotting import plot_symbolic_matrix
+    from tconv_sparse.analysis.plotting import plot_symbolic_matrix
 
     figures.save("matrix_1d.png", lambda: plot_symbolic_matrix(valid, transpose=True).figure)
     say.done()
@@ -293,8 +292,8 @@ def _methods_agree(say: _Report, rng) -> None:
 
 # ------------------------------------------------------------------ 4. speed
 def _speed(say: _Report, figures: _Figures) -> None:
-    from .bench import report, runners
-    from .bench.cases import DIRECTIONS, ConvCase
+    from tconv_sparse.bench import report, runners
+    from tconv_sparse.bench.cases import DIRECTIONS, ConvCase
 
     case = ConvCase(*_SPEED_CASE)
     say.section(f"4. Speed: one decoder layer, {case.name}, float64")
@@ -403,9 +402,9 @@ def _warm_up_groups() -> list:
     """
     groups = {}
     for function, method in _methods():
-        backend = (TRANSPOSE if function == "conv_transpose" else FORWARD)[method]
-        groups.setdefault(backend.__module__, []).append((function, method))
-    groups.setdefault(TRANSPOSE["sparse"].__module__, []).append(("deconvolve", "every solver"))
+        module = backend_module(method, transposed=function == "conv_transpose")
+        groups.setdefault(module, []).append((function, method))
+    groups.setdefault(backend_module("sparse", transposed=True), []).append(("deconvolve", "every solver"))
     return sorted(groups.values(), key=len, reverse=True)
 
 
@@ -436,7 +435,7 @@ def _finish_compiling(compiling) -> None:
 
 # ------------------------------------------------------------------ 6. figures and the whole run
 def _overlap_figure(plt):
-    from .plotting import plot_overlap_map
+    from tconv_sparse.analysis.plotting import plot_overlap_map
 
     figure, axes = plt.subplots(1, 2, figsize=(9, 4.4), layout="constrained")
     plot_overlap_map(ts.overlap_map((3, 3), (4, 4), stride=2, padding="valid"), ax=axes[0],

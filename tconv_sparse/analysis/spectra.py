@@ -38,11 +38,11 @@ import numbers
 
 import numpy as np
 
-from . import _validation as v
-from ._config import get_max_bytes
-from .geometry import Geometry
-from .matrix import build_matrix, matrix_bytes
-from .operator import ConvOperator
+from tconv_sparse.core import validation as v
+from tconv_sparse.core.config import get_max_bytes
+from tconv_sparse.core.geometry import Geometry
+from tconv_sparse.core.matrix import build_matrix, matrix_bytes
+from tconv_sparse.operator import ConvOperator
 
 __all__ = ["singular_values", "operator_norm", "DEFAULT_MAX_FLOPS"]
 

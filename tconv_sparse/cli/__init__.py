@@ -11,18 +11,18 @@ import argparse
 import importlib
 import sys
 
-from . import __version__
+from tconv_sparse import __version__
 
 __all__ = ["main"]
 
 #: sub-command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "explain": ("tconv_sparse.explain",
+    "explain": ("tconv_sparse.cli.explain",
                 "explain a transposed convolution: output sizes, equivalent PyTorch/Keras/JAX calls, "
                 "symbolic output, overlap map"),
-    "bench": ("tconv_sparse.bench.command",
+    "bench": ("tconv_sparse.cli.bench",
               "time every conv / conv_transpose method against PyTorch on the benchmark grid"),
-    "demo": ("tconv_sparse.demo",
+    "demo": ("tconv_sparse.cli.demo",
              "a guided tour with real numbers: shapes, C and C.T, every method agreeing, speed, "
              "transposed convolution vs deconvolution; figures to --out"),
 }

@@ -3,7 +3,7 @@
 Each parser checks one argument, returns it normalised, and raises before any
 work is done with a message that names the parameter, the bad value and the
 valid range. Geometry-level checks (sizes, padding against input sizes) live in
-:mod:`tconv_sparse.geometry`; this module only knows single arguments.
+:mod:`tconv_sparse.core.geometry`; this module only knows single arguments.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from . import _config
+from tconv_sparse.core import config as _config
 
 __all__ = [
     "ParameterTypeError",

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _validation as v
-from .overlap import kernel_geometry
-from .symbolic import default_input_names, default_kernel_names
+from tconv_sparse.core import validation as v
+from tconv_sparse.core.geometry import kernel_geometry
+from tconv_sparse.analysis.symbolic import default_input_names, default_kernel_names
 
 __all__ = ["plot_overlap_map", "plot_symbolic_matrix", "plot_conv_arithmetic"]
 
@@ -79,7 +79,7 @@ def plot_overlap_map(counts, *, ax=None, annotate=True, cmap="Blues", title="ove
     --------
     >>> import matplotlib; matplotlib.use("Agg")
     >>> import tconv_sparse as ts
-    >>> from tconv_sparse.plotting import plot_overlap_map
+    >>> from tconv_sparse.analysis.plotting import plot_overlap_map
     >>> ax = plot_overlap_map(ts.overlap_map((3, 3), (4, 4), stride=2))
     >>> ax.images[0].get_array().shape
     (9, 9)
@@ -119,7 +119,7 @@ def plot_symbolic_matrix(symbolic, *, transpose=False, ax=None, cmap="tab10"):
     --------
     >>> import matplotlib; matplotlib.use("Agg")
     >>> import tconv_sparse as ts
-    >>> from tconv_sparse.plotting import plot_symbolic_matrix
+    >>> from tconv_sparse.analysis.plotting import plot_symbolic_matrix
     >>> ax = plot_symbolic_matrix(ts.symbolic_conv_transpose(3, 2, stride=2))
     >>> [t.get_text() for t in ax.texts]
     ['x', 'y', 'z', 'x', 'y', 'z']
@@ -195,7 +195,7 @@ def plot_conv_arithmetic(kernel_shape, input_shape, *, stride=1, padding=0, outp
     Examples
     --------
     >>> import matplotlib; matplotlib.use("Agg")
-    >>> from tconv_sparse.plotting import plot_conv_arithmetic
+    >>> from tconv_sparse.analysis.plotting import plot_conv_arithmetic
     >>> fig = plot_conv_arithmetic((3, 3), (2, 2), stride=2, padding=1, output_padding=1)
     >>> len(fig.axes)          # input, kernel, result, one frame per input pixel
     7

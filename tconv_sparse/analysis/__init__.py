@@ -1,0 +1,2 @@
+"""Analysis on top of plans and the core: spectra, overlap maps, symbolic matrices, the
+explain report and plotting."""

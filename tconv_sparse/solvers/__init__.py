@@ -1,0 +1,1 @@
+"""Deconvolution: least-squares and iterative solvers that use C and C.T only."""
