@@ -1,14 +1,17 @@
-"""``conv`` and ``conv_transpose``: validate once, pick one backend, run it."""
+"""``conv`` and ``conv_transpose``: fetch or build a plan, apply it.
+
+Same-geometry calls reuse one validated plan through the cache of
+:mod:`tconv_sparse.plan.cache` (the weight enters its key by value).
+"""
 
 from __future__ import annotations
 
-import numpy as np
-
 from tconv_sparse.core import validation as v
-from tconv_sparse.core.geometry import Geometry
-from tconv_sparse.plan import FORWARD_METHODS, TRANSPOSE_METHODS, apply_method, parse_method
+from tconv_sparse.plan import FORWARD_METHODS, TRANSPOSE_METHODS, parse_method
+from tconv_sparse.plan.cache import function_plan
 
 __all__ = ["conv", "conv_transpose", "FORWARD_METHODS", "TRANSPOSE_METHODS"]
+
 
 def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
          method="auto"):
@@ -58,11 +61,11 @@ def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, pad
     weight = v.as_weight(weight)
     method = parse_method(method, FORWARD_METHODS)
     x, batched = v.as_data("x", x, weight.ndim - 2)
-    geometry = Geometry.forward(weight.shape, x.shape[2 if batched else 1:], stride=stride,
-                                padding=padding, dilation=dilation, groups=groups,
-                                padding_mode=padding_mode)
-    geometry.check_channels("x", x.shape[1 if batched else 0])
-    result = apply_method(method, x if batched else x[None], weight, geometry, bias)
+    plan = function_plan(False, weight, x.shape[2 if batched else 1:], method,
+                         dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
+                              padding_mode=padding_mode))
+    plan.geometry.check_channels("x", x.shape[1 if batched else 0])
+    result = plan.apply(x if batched else x[None], bias=bias)
     return result if batched else result[0]
 
 
@@ -123,10 +126,10 @@ def conv_transpose(y, weight, bias=None, *, stride=1, padding=0, output_padding=
     weight = v.as_weight(weight)
     method = parse_method(method, TRANSPOSE_METHODS)
     y, batched = v.as_data("y", y, weight.ndim - 2)
-    geometry = Geometry.transposed(weight.shape, y.shape[2 if batched else 1:], stride=stride,
-                                   padding=padding, output_padding=output_padding,
-                                   output_size=output_size, dilation=dilation, groups=groups,
-                                   padding_mode=padding_mode)
-    geometry.check_channels("y", y.shape[1 if batched else 0], transposed=True)
-    result = apply_method(method, y if batched else y[None], weight, geometry, bias, transposed=True)
+    plan = function_plan(True, weight, y.shape[2 if batched else 1:], method,
+                         dict(stride=stride, padding=padding, output_padding=output_padding,
+                              output_size=output_size, dilation=dilation, groups=groups,
+                              padding_mode=padding_mode))
+    plan.geometry.check_channels("y", y.shape[1 if batched else 0], transposed=True)
+    result = plan.apply(y if batched else y[None], transposed=True, bias=bias)
     return result if batched else result[0]

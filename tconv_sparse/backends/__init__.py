@@ -1,16 +1,19 @@
-"""Backends: one module per method. Each takes validated, contiguous arrays in
-the result dtype (``(N, C, *spatial)``) and a :class:`~tconv_sparse.core.geometry.Geometry`,
-and never validates, never calls another backend, never imports the public layer.
+"""Backends: one module per method, plus the method chooser and the CSR products.
+
+Each kernel function takes validated, contiguous arrays in the result dtype
+(``(N, C, *spatial)``) and a :class:`~tconv_sparse.core.geometry.Geometry`,
+and never validates, never calls another backend, never imports anything
+above :mod:`tconv_sparse.core`. The ``"sparse"`` method is the plan's cached
+matrix times the data (:mod:`tconv_sparse.backends.csr`).
 """
 
-from tconv_sparse.backends import direct, im2col, sparse, zero_insert
+from tconv_sparse.backends import direct, im2col, zero_insert
 
-#: forward-convolution methods: name -> function(x, weight, geometry)
-FORWARD = {"sparse": sparse.conv, "direct": direct.conv, "im2col": im2col.conv}
+#: forward-convolution kernels: name -> function(x, weight, geometry)
+FORWARD = {"direct": direct.conv, "im2col": im2col.conv}
 
-#: transposed-convolution methods: name -> function(y, weight, geometry)
+#: transposed-convolution kernels: name -> function(y, weight, geometry)
 TRANSPOSE = {
-    "sparse": sparse.conv_transpose,
     "scatter": direct.conv_transpose_scatter,
     "gather": direct.conv_transpose_gather,
     "zero_insert": zero_insert.conv_transpose,

@@ -36,7 +36,8 @@ import numpy as np
 from tconv_sparse.core.config import num_threads
 from tconv_sparse.backends._polyphase import TILE_ELEMENTS, plane_plan
 
-__all__ = ["COSTS", "SPEEDUP_PER_THREAD", "features", "stencil_passes", "column_entries", "modelled_times",
+__all__ = ["COSTS", "SPEEDUP_PER_THREAD", "MATRIX_ENTRIES", "features", "stencil_passes", "column_entries",
+           "modelled_times", "choose", "prefers_matrix",
            "choose_forward", "choose_transpose"]
 
 #: ``(direction, real dtype) -> (stencil, gemm)`` nanoseconds per feature of :func:`features`:
@@ -129,3 +130,19 @@ def choose_transpose(geometry, batch: int, dtype) -> str:
     """Method for ``conv_transpose`` with this geometry, batch size and dtype."""
     stencil, gemm = modelled_times(geometry, batch, dtype, transposed=True)
     return "im2col" if gemm < stencil else "gather"
+
+
+def choose(geometry, batch: int, dtype, transposed: bool) -> str:
+    """The kernel method for one direction (:func:`choose_forward` or :func:`choose_transpose`)."""
+    return (choose_transpose if transposed else choose_forward)(geometry, batch, dtype)
+
+
+#: multiply-adds (stored entries of C times samples) up to which a cached C, multiplied on one
+#: thread, beats every kernel: below it the fixed cost of a kernel call (padding, tables, waking
+#: the thread pool, about 10-40 µs) dominates, while the product costs about 1 ns per entry
+MATRIX_ENTRIES = 1 << 14
+
+
+def prefers_matrix(geometry, batch: int) -> bool:
+    """Whether a plan that is applied repeatedly should multiply by its cached ``C`` / ``C.T``."""
+    return batch * geometry.nnz <= MATRIX_ENTRIES

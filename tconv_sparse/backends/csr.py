@@ -18,9 +18,13 @@ from __future__ import annotations
 import numpy as np
 from numba import prange, uint64
 
-from tconv_sparse.core.config import jit_parallel
+from tconv_sparse.core.config import jit_parallel, serial_twin
 
-__all__ = ["csr_matmul"]
+__all__ = ["csr_matmul", "SERIAL_ENTRIES"]
+
+#: products with at most this many multiply-adds (stored entries times columns) run on one
+#: thread: below it, waking the thread pool costs more than the second thread saves
+SERIAL_ENTRIES = 1 << 15
 
 
 @jit_parallel
@@ -59,6 +63,11 @@ def _matmat(indptr, indices, data, x, out):
             j += one
 
 
+# the same loops on one thread (``prange`` is ``range`` without ``parallel=True``)
+_matvec_serial = serial_twin(_matvec)
+_matmat_serial = serial_twin(_matmat)
+
+
 def csr_matmul(matrix, x: np.ndarray) -> np.ndarray:
     """``matrix @ x`` for a CSR ``matrix`` and a vector or a 2-D stack of columns ``x``.
 
@@ -84,9 +93,10 @@ def csr_matmul(matrix, x: np.ndarray) -> np.ndarray:
     >>> csr_matmul(A, np.eye(3)).tolist()
     [[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]]
     """
-    dtype = np.result_type(matrix.dtype, x.dtype)
+    dtype = matrix.dtype if x.dtype == matrix.dtype else np.result_type(matrix.dtype, x.dtype)
     x = np.ascontiguousarray(x, dtype=dtype)
     out = np.empty((matrix.shape[0], *x.shape[1:]), dtype=dtype)
-    kernel = _matvec if x.ndim == 1 else _matmat
+    serial = matrix.indptr[-1] * (x.shape[1] if x.ndim == 2 else 1) <= SERIAL_ENTRIES
+    kernel = (_matvec_serial if serial else _matvec) if x.ndim == 1 else (_matmat_serial if serial else _matmat)
     kernel(matrix.indptr, matrix.indices, matrix.data, x, out)
     return out

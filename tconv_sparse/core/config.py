@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import types
 
 import numba
+from numba.np.ufunc import parallel as _parallel
 
-__all__ = ["get_max_bytes", "jit", "jit_parallel", "num_threads", "numba_threads", "set_max_bytes"]
+__all__ = ["get_max_bytes", "jit", "jit_parallel", "serial_twin", "num_threads", "numba_threads",
+           "set_max_bytes"]
 
 _JIT_FLAGS = {"nopython": True, "cache": True, "nogil": True, "fastmath": False}
 
@@ -32,6 +35,21 @@ def jit(function):
 def jit_parallel(function):
     """Compile ``function`` with the package's flags and ``parallel=True``."""
     return numba.jit(parallel=True, **_JIT_FLAGS)(function)
+
+
+def serial_twin(kernel):
+    """The one-thread compilation of a :func:`jit_parallel` kernel's source.
+
+    ``prange`` runs as ``range`` without ``parallel=True``; for tiny problems
+    this skips waking the thread pool. The twin has its own qualified name, so
+    its on-disk cache entry never mixes with the parallel one.
+    """
+    source = kernel.py_func
+    twin = types.FunctionType(source.__code__, source.__globals__, f"{source.__name__}_serial",
+                              source.__defaults__, source.__closure__)
+    twin.__qualname__ = f"{source.__qualname__}_serial"
+    twin.__doc__ = source.__doc__
+    return jit(twin)
 
 
 def _physical_memory_bytes() -> int:
@@ -75,8 +93,22 @@ def set_max_bytes(limit: int) -> int:
 
 
 def num_threads() -> int:
-    """Number of threads the Numba kernels use (``numba.get_num_threads()``)."""
-    return numba.get_num_threads()
+    """Number of threads the Numba kernels use (``numba.get_num_threads()``).
+
+    After the first call, Numba's own C getter is called directly, skipping
+    the thread-pool launch check and its lock that ``numba.get_num_threads``
+    pays on every call (a microsecond, on every tiny product).
+    """
+    global _num_threads
+    if _num_threads is None:
+        count = numba.get_num_threads()  # launches the pool, which sets the getter
+        getter = getattr(_parallel, "_get_num_threads", None)
+        _num_threads = getter if callable(getter) else numba.get_num_threads
+        return count
+    return _num_threads()
+
+
+_num_threads = None
 
 
 @contextlib.contextmanager

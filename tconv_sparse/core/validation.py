@@ -182,8 +182,6 @@ def as_data(name: str, value, spatial_ndim: int) -> tuple[np.ndarray, bool]:
             f"(batched N, C, *spatial) dimensions for a weight with {spatial_ndim} spatial "
             f"axes, got shape {array.shape}"
         )
-    if batched and array.shape[0] < 1:
-        raise ValueError(f"{name} must have a batch size >= 1, got shape {array.shape}")
     return array, batched
 
 

@@ -1,0 +1,224 @@
+"""The plan: validate once, choose once, apply many times.
+
+A :class:`Plan` holds everything one convolution geometry needs to run: the
+validated :class:`~tconv_sparse.core.geometry.Geometry`, its own copy of the
+weight (cast per result dtype, conjugated on demand), the method chosen for
+each direction, batch size, dtype and thread count, and the sparse matrices
+``C``, ``C.T`` (and their conjugates) built lazily and kept. Every public
+entry point builds or fetches a plan and calls :meth:`Plan.apply`; nothing
+else chooses a method, and only this package imports
+:mod:`tconv_sparse.backends` (an import-linter contract in
+``pyproject.toml`` keeps it so).
+
+Methods are chosen by ``planning``:
+
+* ``"estimate"``: the cost model of :mod:`tconv_sparse.backends.chooser`
+  picks the method, nothing is timed. A plan that is used again (every
+  :class:`~tconv_sparse.ConvOperator`, and a cached plan of
+  :func:`~tconv_sparse.conv` / :func:`~tconv_sparse.conv_transpose` from its
+  second call on) multiplies tiny problems by its cached sparse matrix on one
+  thread, which costs less than the set-up of a kernel launch.
+* ``"measure"``: the candidate methods are timed once for the geometry,
+  dtype, batch and thread count (:mod:`tconv_sparse.plan.measure`), and the
+  winner is remembered in the wisdom file (:mod:`tconv_sparse.plan.wisdom`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from tconv_sparse.backends import FORWARD, TRANSPOSE, chooser, csr
+from tconv_sparse.core import validation as v
+from tconv_sparse.core.config import num_threads
+from tconv_sparse.core.matrix import build_matrix
+
+__all__ = ["Plan", "FORWARD_METHODS", "TRANSPOSE_METHODS", "PLANNING", "parse_method", "parse_planning",
+           "backend_module"]
+
+#: method names of ``conv`` and ``conv_transpose``, ``"auto"`` first
+FORWARD_METHODS = ("auto", "sparse", *FORWARD)
+TRANSPOSE_METHODS = ("auto", "sparse", *TRANSPOSE)
+#: the ``planning=`` values
+PLANNING = ("estimate", "measure")
+#: how many (direction, batch, dtype, threads) method choices one plan remembers
+_MAX_CHOICES = 64
+
+
+def parse_method(method, valid) -> str:
+    """Check ``method`` against the names in ``valid``."""
+    if not isinstance(method, str):
+        raise v.ParameterTypeError(f"method must be one of {valid}, got {method!r}")
+    if method not in valid:
+        raise ValueError(f"method must be one of {valid}, got {method!r}")
+    return method
+
+
+def parse_planning(planning) -> str:
+    """Check ``planning`` against :data:`PLANNING`."""
+    if not isinstance(planning, str):
+        raise v.ParameterTypeError(f"planning must be one of {PLANNING}, got {planning!r}")
+    if planning not in PLANNING:
+        raise ValueError(f"planning must be one of {PLANNING}, got {planning!r}")
+    return planning
+
+
+def backend_module(method: str, transposed: bool) -> str:
+    """Name of the module holding a method's kernels (what compiles on its first use)."""
+    if method == "sparse":
+        return csr.__name__
+    return (TRANSPOSE if transposed else FORWARD)[method].__module__
+
+
+class Plan:
+    """One geometry and weight, ready to apply in either direction.
+
+    Parameters
+    ----------
+    geometry : Geometry
+        Validated (the plan never validates its geometry again).
+    weight : numpy.ndarray
+        Forward-convolution weight; the plan keeps its own copy in the
+        weight's result dtype (integers become float64).
+    forward, transpose : str
+        Method names of each direction (``"auto"`` lets the plan choose).
+    planning : {"estimate", "measure"}
+    reused : bool
+        Whether the plan will be applied many times, so that building its
+        sparse matrix for a tiny problem pays off from the first call (a plan
+        of the function-level cache turns this on at its second call).
+
+    Attributes
+    ----------
+    geometry : Geometry
+    weight : numpy.ndarray
+    dtype : numpy.dtype
+        The weight's result dtype.
+    timings : dict
+        ``(transposed, batch, dtype, threads) -> {method: seconds}`` for every
+        choice made by measuring (empty with ``planning="estimate"``).
+    """
+
+    def __init__(self, geometry, weight: np.ndarray, *, forward: str = "auto", transpose: str = "auto",
+                 planning: str = "estimate", reused: bool = True):
+        self.geometry = geometry
+        self.dtype = v.result_dtype(weight)
+        self.weight = np.array(weight, dtype=self.dtype, order="C", copy=True)
+        self.requested = {False: forward, True: transpose}
+        self.planning = planning
+        self.reused = reused
+        self.timings: dict = {}
+        g = geometry
+        #: per direction: (channels, spatial shape, entries) of one result sample
+        self._layouts = {False: (g.out_channels, g.output_shape, g.out_channels * g.output_size),
+                         True: (g.in_channels, g.input_shape, g.in_channels * g.input_size)}
+        self._weights = {(self.dtype, False): self.weight}
+        self._matrices: dict = {}
+        self._choices: dict = {}
+        self._dtypes: dict = {}
+
+    # ------------------------------------------------------------------ shapes and dtypes
+    def out_layout(self, transposed: bool) -> tuple[int, tuple]:
+        """``(channels, spatial shape)`` of one result sample of a direction."""
+        return self._layouts[transposed][:2]
+
+    def result_dtype(self, dtype) -> np.dtype:
+        """The result dtype for data of ``dtype`` (remembered per input dtype)."""
+        result = self._dtypes.get(dtype)
+        if result is None:
+            result = self._dtypes[dtype] = v.result_dtype(np.dtype(dtype), self.dtype)
+        return result
+
+    def weight_for(self, dtype, conjugate: bool = False) -> np.ndarray:
+        """The weight cast to ``dtype`` (and conjugated), computed once."""
+        key = (dtype, conjugate)
+        weight = self._weights.get(key)
+        if weight is None:
+            weight = self.weight.astype(dtype)
+            if conjugate and weight.dtype.kind == "c":
+                weight = np.conj(weight)
+            self._weights[key] = weight = np.ascontiguousarray(weight)
+        return weight
+
+    def matrix(self, transposed: bool = False, conjugate: bool = False, dtype=None) -> sp.csr_array:
+        """``C`` (or ``C.T``, ``conj(C)``, ``C^H``) in ``dtype`` as CSR, built once and kept.
+
+        ``C.T`` is built directly from the transposed index maps (canonical
+        CSR), so both directions are row-parallel products; a conjugate
+        shares the index arrays of its matrix.
+        """
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        conjugate = conjugate and dtype.kind == "c"
+        key = (transposed, conjugate, dtype)
+        matrix = self._matrices.get(key)
+        if matrix is None:
+            if conjugate:
+                base = self.matrix(transposed, False, dtype)
+                matrix = sp.csr_array((np.conj(base.data), base.indices, base.indptr), shape=base.shape)
+                matrix.has_sorted_indices = matrix.has_canonical_format = True
+            else:
+                matrix = build_matrix(self.weight_for(dtype), self.geometry, dtype, transpose=transposed)
+            self._matrices[key] = matrix
+        return matrix
+
+    # ------------------------------------------------------------------ choosing
+    def method(self, transposed: bool, batch: int = 1, dtype=None) -> str:
+        """The method that runs a direction for ``batch`` samples of ``dtype`` on the current threads."""
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        key = (transposed, batch, dtype, num_threads())
+        method = self._choices.get(key)
+        if method is not None:
+            return method
+        method = self.requested[transposed]
+        if method == "auto":
+            if self.planning == "measure":
+                from tconv_sparse.plan import measure
+
+                method = measure.choose(self, transposed, batch, dtype)
+            elif self.reused and chooser.prefers_matrix(self.geometry, batch):
+                method = "sparse"
+            else:
+                method = chooser.choose(self.geometry, batch, dtype, transposed)
+                if not self.reused and chooser.prefers_matrix(self.geometry, batch):
+                    return method  # decided again once the plan is reused
+        if len(self._choices) >= _MAX_CHOICES:
+            self._choices.clear()
+        self._choices[key] = method
+        return method
+
+    # ------------------------------------------------------------------ applying
+    def run(self, method: str, data: np.ndarray, transposed: bool, conjugate: bool = False) -> np.ndarray:
+        """Run one named method on contiguous batched ``data`` of the result dtype (no checks)."""
+        channels, spatial = self.out_layout(transposed)
+        if method == "sparse":
+            columns = data.reshape(data.shape[0], -1)
+            matrix = self.matrix(transposed, conjugate, data.dtype)
+            if data.shape[0] == 1:
+                result = csr.csr_matmul(matrix, columns[0])
+            else:
+                result = np.ascontiguousarray(csr.csr_matmul(matrix, columns.T).T)
+            return result.reshape(data.shape[0], channels, *spatial)
+        backend = (TRANSPOSE if transposed else FORWARD)[method]
+        return np.ascontiguousarray(backend(data, self.weight_for(data.dtype, conjugate), self.geometry))
+
+    def apply(self, data: np.ndarray, transposed: bool = False, conjugate: bool = False,
+              bias=None) -> np.ndarray:
+        """Apply ``C`` (``transposed=False``) or ``C.T`` to batched ``data`` ``(N, C, *spatial)``.
+
+        With ``conjugate`` the weight is conjugated, so ``transposed=True``
+        gives ``C^H``. The output allocation is checked against the memory
+        limit first; an empty batch gives an empty result; the result is
+        C-contiguous in ``np.result_type(data, weight)``.
+        """
+        dtype = self.result_dtype(data.dtype)
+        channels, spatial, entries = self._layouts[transposed]
+        bias = v.as_bias(bias, channels, dtype)
+        batch = data.shape[0]
+        v.check_bytes("the output", float(batch) * entries * dtype.itemsize)
+        if batch == 0:
+            return np.zeros((0, channels, *spatial), dtype=dtype)
+        method = self.method(transposed, batch, dtype)
+        result = self.run(method, np.ascontiguousarray(data, dtype=dtype), transposed, conjugate)
+        if bias is not None:
+            result += bias.reshape(-1, *([1] * len(spatial)))
+        return result
