@@ -49,6 +49,8 @@ __all__ = [
     "import_torch",
     "match_threads",
     "contenders",
+    "PLANNED",
+    "planned_runner",
     "reference",
     "relative_error",
     "time_runner",
@@ -177,6 +179,29 @@ def library_runner(method: str):
     return factory
 
 
+#: contenders that apply a plan built once: ``ConvOperator.conv`` / ``.conv_transpose`` ("plan")
+#: and the LinearOperator products ``matvec``/``matmat`` and ``rmatvec``/``rmatmat`` ("linop")
+PLANNED = ("plan", "linop")
+
+
+def planned_runner(kind: str):
+    """Contender factory for a :class:`~tconv_sparse.ConvOperator` built once, in ``setup``."""
+    def factory(direction, case, data, weight):
+        operator = ts.ConvOperator(weight, case.shape, stride=case.stride, padding=case.padding)
+        transposed = direction == "conv_transpose"
+        if kind == "plan":
+            return functools.partial(operator.conv_transpose if transposed else operator.conv, data)
+        batch, shape = data.shape[0], case.output_shape(direction)
+        if batch == 1:
+            vector = np.ascontiguousarray(data.reshape(-1))
+            product = operator.rmatvec if transposed else operator.matvec
+            return lambda: product(vector).reshape(shape)
+        columns = np.ascontiguousarray(data.reshape(batch, -1).T)
+        product = operator.rmatmat if transposed else operator.matmat
+        return lambda: product(columns).T.reshape(shape)
+    return factory
+
+
 def import_torch():
     """Import PyTorch with its intra-op threads set to the library's (``num_threads()``).
 
@@ -225,6 +250,7 @@ def contenders(direction: str, methods=None, peer: bool = True) -> dict:
     ``methods``) and, if ``peer``, PyTorch."""
     chosen = {method: library_runner(method) for method in library_methods(direction)
               if methods is None or method in methods}
+    chosen.update({kind: planned_runner(kind) for kind in PLANNED if methods is None or kind in methods})
     if peer:
         chosen[PEER] = torch_runner
     return chosen

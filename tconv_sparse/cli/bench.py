@@ -22,7 +22,7 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser) -> None:
     """Add the ``bench`` options to ``parser``."""
     method_names = sorted({*runners.library_methods("conv"), *runners.library_methods("conv_transpose"),
-                           runners.PEER})
+                           *runners.PLANNED, runners.PEER})
     parser.add_argument("--full", action="store_true",
                         help="the whole grid, float32 and float64, with longer timing "
                              "(default: one case per regime, float32)")
@@ -47,7 +47,8 @@ def _plan(args) -> tuple[list, dict]:
     selected = set(args.method or [])
     factories = {}
     for direction in args.direction or cases.DIRECTIONS:
-        methods = [m for m in runners.library_methods(direction) if not selected or m in selected]
+        methods = [m for m in (*runners.library_methods(direction), *runners.PLANNED)
+                   if not selected or m in selected]
         peer = not args.no_torch and (not selected or bool(methods) or runners.PEER in selected)
         if methods or peer:
             factories[direction] = runners.contenders(direction, methods, peer)

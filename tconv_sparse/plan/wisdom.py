@@ -61,7 +61,7 @@ def _read(path: Path) -> dict:
     """The entries stored at ``path``; ``{}`` (with a warning) for an unusable file."""
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing stored yet
         return {}
     except OSError as error:
         warnings.warn(f"ignoring the wisdom file {path}: {error}", WisdomWarning, stacklevel=4)
