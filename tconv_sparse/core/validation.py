@@ -20,6 +20,7 @@ __all__ = [
     "PADDING_STRINGS",
     "parse_int_tuple",
     "parse_padding",
+    "parse_choice",
     "parse_padding_mode",
     "parse_groups",
     "parse_optional_int_tuple",
@@ -135,13 +136,18 @@ def parse_padding(padding, ndim: int):
     return tuple(pairs)
 
 
+def parse_choice(name: str, value, valid) -> str:
+    """Check that ``value`` is one of the strings in ``valid``; return it."""
+    if not isinstance(value, str):
+        raise ParameterTypeError(f"{name} must be one of {tuple(valid)}, got {value!r}")
+    if value not in valid:
+        raise ValueError(f"{name} must be one of {tuple(valid)}, got {value!r}")
+    return value
+
+
 def parse_padding_mode(padding_mode) -> str:
     """Check ``padding_mode`` against :data:`PADDING_MODES`."""
-    if not isinstance(padding_mode, str):
-        raise ParameterTypeError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
-    if padding_mode not in PADDING_MODES:
-        raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
-    return padding_mode
+    return parse_choice("padding_mode", padding_mode, PADDING_MODES)
 
 
 def _as_numeric_array(name: str, value) -> np.ndarray:

@@ -47,20 +47,12 @@ _MAX_CHOICES = 64
 
 def parse_method(method, valid) -> str:
     """Check ``method`` against the names in ``valid``."""
-    if not isinstance(method, str):
-        raise v.ParameterTypeError(f"method must be one of {valid}, got {method!r}")
-    if method not in valid:
-        raise ValueError(f"method must be one of {valid}, got {method!r}")
-    return method
+    return v.parse_choice("method", method, valid)
 
 
 def parse_planning(planning) -> str:
     """Check ``planning`` against :data:`PLANNING`."""
-    if not isinstance(planning, str):
-        raise v.ParameterTypeError(f"planning must be one of {PLANNING}, got {planning!r}")
-    if planning not in PLANNING:
-        raise ValueError(f"planning must be one of {PLANNING}, got {planning!r}")
-    return planning
+    return v.parse_choice("planning", planning, PLANNING)
 
 
 def backend_module(method: str, transposed: bool) -> str:
