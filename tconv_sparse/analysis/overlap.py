@@ -28,10 +28,6 @@ def _outer(vectors) -> np.ndarray:
     return math.prod(np.ix_(*vectors)) if len(vectors) > 1 else np.asarray(vectors[0])
 
 
-def _axis_counts(geometry) -> list:
-    return [np.diff(m.back_ptr) for m in geometry.axis_maps]
-
-
 def overlap_map(kernel_shape, input_shape, *, stride=1, padding=0, output_padding=None,
                 output_size=None, dilation=1) -> np.ndarray:
     """Number of input-kernel products landing on each pixel of a transposed convolution's output.
@@ -80,6 +76,13 @@ def overlap_map(kernel_shape, input_shape, *, stride=1, padding=0, output_paddin
     geometry = kernel_geometry(kernel_shape, input_shape, stride=stride, padding=padding,
                                output_padding=output_padding, output_size=output_size, dilation=dilation)
     return _outer(_axis_counts(geometry)).astype(np.int64)
+
+
+def _axis_counts(geometry) -> list:
+    """Per-axis column counts of ``C``'s pattern, once the map they fill is known to fit."""
+    # the outer product (int64) and its temporary, checked before any index map is built
+    v.check_bytes(f"the overlap map of shape {geometry.input_shape}", 16 * math.prod(geometry.input_shape))
+    return [np.diff(m.back_ptr) for m in geometry.axis_maps]
 
 
 @dataclass(frozen=True)

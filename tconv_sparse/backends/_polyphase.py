@@ -28,14 +28,16 @@ the plane axes explicitly (forward) or fold them back (transpose).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 import numpy as np
 from numba import prange, uint64
 
+from tconv_sparse.core import validation as v
 from tconv_sparse.core.config import jit, jit_parallel, num_threads
-from tconv_sparse.core.index_maps import AxisMap, axis_map, product_map
+from tconv_sparse.core.index_maps import AxisMap, axis_map, map_bytes, product_map, product_map_bytes
 from tconv_sparse.backends._numpy_ops import fold
 
 __all__ = [
@@ -115,6 +117,7 @@ class AxisPhases:
 
 
 def _axis_phases(length, out_length, kernel, stride, dilation, lo) -> AxisPhases:
+    stride = 1 if out_length == 1 else stride  # one output: the stride is never used
     offset = np.arange(kernel, dtype=np.int64) * dilation - lo
     tap_phase, tap_shift = offset % stride, offset // stride
     phase_tap = np.argsort(tap_phase, kind="stable").astype(np.int64)
@@ -185,19 +188,71 @@ class PlanePlan:
         return (self.lead.output_size, self.rows.out_length, self.cols.out_length)
 
 
+#: a plane axis whose layout (phases x padded row) exceeds this many times its input plus its
+#: work (outputs x taps), plus :data:`_LAYOUT_SLACK`, goes through the index tables instead
+_LAYOUT_FACTOR = 4
+_LAYOUT_SLACK = 64
+
+
+def _layout_is_compact(n, length, out, kernel, stride, dilation, lo) -> bool:
+    """Whether the plane layout of an axis (``stride`` phases of a padded row, in both the
+    forward and the transposed layout) stays within a few times the axis' input and work.
+
+    It does for every ordinary geometry; it does not when the stride or the
+    dilation is far larger than the input (with a huge padding), where the
+    phases and the margins would be mostly empty. Closed form: ``kernel`` entries.
+    """
+    stride = 1 if out == 1 else stride
+    shift = (np.arange(kernel, dtype=np.int64) * dilation - lo) // stride
+    split = -(-length // stride)
+    low, high = int(shift.min()), int(shift.max())
+    split_width = max(0, -low) + max(split, out + high)
+    pad_width = max(0, high) + max(out, split - low)
+    return stride * max(split_width, pad_width) <= _LAYOUT_FACTOR * (n + out * kernel) + _LAYOUT_SLACK
+
+
+def _plane_axes(geometry, folded) -> tuple:
+    """The trailing axes (at most two) laid out as a plane; the others go through index tables."""
+    plane = []
+    for axis in range(geometry.ndim - 1, max(geometry.ndim - 3, -1), -1):
+        lo = 0 if folded else geometry.padding[axis][0]
+        length = geometry.padded_shape[axis] if folded else geometry.input_shape[axis]
+        if not _layout_is_compact(geometry.input_shape[axis], length, geometry.output_shape[axis],
+                                  geometry.kernel_shape[axis], geometry.stride[axis],
+                                  geometry.dilation[axis], lo):
+            break
+        plane.insert(0, axis)
+    return tuple(plane)
+
+
+def _lead_map(geometry, lead_axes) -> AxisMap:
+    triples = geometry.axis_triples
+    v.check_bytes("the index maps of the leading axes", sum(
+        map_bytes(triples[a], geometry.output_shape[a], geometry.input_shape[a],
+                  geometry.kernel_shape[a]) for a in lead_axes) + product_map_bytes(
+        math.prod(triples[a] for a in lead_axes), math.prod(geometry.output_shape[a] for a in lead_axes),
+        math.prod(geometry.input_shape[a] for a in lead_axes)))
+    return product_map([
+        axis_map(geometry.input_shape[a], geometry.output_shape[a], geometry.kernel_shape[a],
+                 geometry.stride[a], geometry.dilation[a], geometry.padding[a][0], geometry.padding_mode)
+        for a in lead_axes
+    ])
+
+
 @lru_cache(maxsize=64)
 def plane_plan(geometry) -> PlanePlan:
-    """The :class:`PlanePlan` of a geometry (cached: geometries are immutable and hashable)."""
+    """The :class:`PlanePlan` of a geometry (cached: geometries are immutable and hashable).
+
+    The last two axes form the plane, unless their layout would not be compact
+    (:func:`_layout_is_compact`: a stride or dilation far larger than the
+    input): such an axis, and every axis before it, goes through the index
+    tables of the leading axes instead, so memory and time follow the work.
+    """
     ndim = geometry.ndim
-    plane = tuple(range(max(ndim - 2, 0), ndim))
-    lead = product_map([
-        axis_map(n, out, k, s, d, lo, geometry.padding_mode)
-        for n, out, k, s, d, (lo, _) in zip(
-            geometry.input_shape[:-2], geometry.output_shape[:-2], geometry.kernel_shape[:-2],
-            geometry.stride[:-2], geometry.dilation[:-2], geometry.padding[:-2])
-    ])
     folded = geometry.padding_mode != "zeros"
-    axes = [_axis_phases(1, 1, 1, 1, 1, 0)] if ndim == 1 else []
+    plane = _plane_axes(geometry, folded)
+    lead = _lead_map(geometry, tuple(range(ndim - len(plane))))
+    axes = [_axis_phases(1, 1, 1, 1, 1, 0)] * (2 - len(plane))
     for axis in plane:
         lo = 0 if folded else geometry.padding[axis][0]
         length = geometry.padded_shape[axis] if folded else geometry.input_shape[axis]
@@ -252,7 +307,8 @@ def tiling(outer_tasks: int, rows: int, width: int) -> tuple[int, int]:
 def fold_planes(out: np.ndarray, geometry, plan: PlanePlan) -> np.ndarray:
     """The transposed kernels' ``(N, C, lead, rows, cols)`` output in the layout of
     ``(N, C, *input_shape)``, its explicitly padded axes folded back."""
-    spatial = (*geometry.input_shape[:-2], plan.rows.length, plan.cols.length)[-geometry.ndim:]
+    spatial = tuple(geometry.padded_shape[a] if a in plan.padded_axes else n
+                    for a, n in enumerate(geometry.input_shape))
     out = out.reshape(out.shape[0], out.shape[1], *spatial)
     return fold(out, geometry, axes=plan.padded_axes) if plan.padded_axes else out
 

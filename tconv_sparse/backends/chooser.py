@@ -33,12 +33,12 @@ import math
 
 import numpy as np
 
-from tconv_sparse.core.config import num_threads
+from tconv_sparse.core.config import get_max_bytes, num_threads
 from tconv_sparse.backends._polyphase import TILE_ELEMENTS, plane_plan
+from tconv_sparse.backends.memory import output_bytes, work_bytes
 
 __all__ = ["COSTS", "SPEEDUP_PER_THREAD", "MATRIX_ENTRIES", "features", "stencil_passes", "column_entries",
-           "modelled_times", "choose", "prefers_matrix",
-           "choose_forward", "choose_transpose"]
+           "modelled_times", "choose", "prefers_matrix", "choose_forward", "choose_transpose", "work_bytes"]
 
 #: ``(direction, real dtype) -> (stencil, gemm)`` nanoseconds per feature of :func:`features`:
 #: stencil = (per pass entry, per pass, per data entry); gemm = (per multiply-add, per column
@@ -61,19 +61,25 @@ def _ceil_div(a, b):
 
 def stencil_passes(geometry, batch: int, transposed: bool) -> tuple[float, float]:
     """``(entries, passes)``: accumulator entries the plane kernel passes over, and passes
-    (terms are grouped four per pass; a pass covers one tile of a plane)."""
+    (terms are grouped four per pass; a pass covers one tile of a plane).
+
+    Closed form over the distinct term counts: no array larger than the kernel
+    or the leading axes (never one per pair of phases).
+    """
     plan = plane_plan(geometry)
     lead, rows, cols = plan.lead, plan.rows, plan.cols
     if transposed:
-        entries = np.diff(lead.back_ptr)
-        phase_taps = np.multiply.outer(np.diff(rows.phase_ptr), np.diff(cols.phase_ptr)).ravel()
+        entries, weights = np.unique(np.diff(lead.back_ptr), return_counts=True)
+        taps_b, taps_c = np.diff(rows.phase_ptr), np.diff(cols.phase_ptr)
+        phase_taps = np.multiply.outer(taps_b[taps_b > 0], taps_c[taps_c > 0]).ravel()
         terms = geometry.out_channels_per_group * np.multiply.outer(entries, phase_taps)
+        passes = float((_ceil_div(terms, 4) * weights[:, None]).sum())
         planes, plane = batch * geometry.in_channels, rows.split * plan.pad_width
     else:
         taps = np.diff(lead.tap_ptr[lead.row_ptr])
-        terms = geometry.in_channels_per_group * taps * len(rows.tap_shift) * len(cols.tap_shift)
+        terms = geometry.in_channels_per_group * taps * rows.kernel * cols.kernel
+        passes = float(_ceil_div(terms, 4).sum())
         planes, plane = batch * geometry.out_channels, rows.out_length * plan.split_width
-    passes = float(_ceil_div(terms, 4).sum())
     return planes * plane * passes, planes * _ceil_div(plane, TILE_ELEMENTS) * passes
 
 
@@ -120,16 +126,38 @@ def modelled_times(geometry, batch: int, dtype, transposed: bool, threads: int |
             blas / speedup["blas"] + memory * (per_column * columns + gemm_data * data))
 
 
+def _fitting(methods, geometry, batch: int, dtype, transposed: bool) -> str:
+    """The first of ``methods`` whose output and work buffers fit the memory limit, else the
+    one that needs least (whose call then refuses with its estimate)."""
+    limit, output = get_max_bytes(), output_bytes(geometry, batch, dtype, transposed)
+    needs = {}
+    for method in methods:
+        needs[method] = output + work_bytes(method, geometry, batch, dtype, transposed)
+        if needs[method] <= limit:
+            return method
+    return min(needs, key=needs.get)
+
+
 def choose_forward(geometry, batch: int, dtype) -> str:
-    """Method for ``conv`` with this geometry, batch size and dtype."""
-    stencil, gemm = modelled_times(geometry, batch, dtype, transposed=False)
-    return "im2col" if gemm < stencil else "direct"
+    """Method for ``conv`` with this geometry, batch size and dtype: the faster design in the
+    cost model, unless its buffers do not fit the memory limit."""
+    canonical = geometry.canonical.geometry
+    if canonical is None:
+        return "direct"
+    stencil, gemm = modelled_times(canonical, batch, dtype, transposed=False)
+    order = ("im2col", "direct") if gemm < stencil else ("direct", "im2col")
+    return _fitting((*order, "sparse"), canonical, batch, dtype, False)
 
 
 def choose_transpose(geometry, batch: int, dtype) -> str:
-    """Method for ``conv_transpose`` with this geometry, batch size and dtype."""
-    stencil, gemm = modelled_times(geometry, batch, dtype, transposed=True)
-    return "im2col" if gemm < stencil else "gather"
+    """Method for ``conv_transpose`` with this geometry, batch size and dtype: the faster design
+    in the cost model, unless its buffers do not fit the memory limit."""
+    canonical = geometry.canonical.geometry
+    if canonical is None:
+        return "gather"
+    stencil, gemm = modelled_times(canonical, batch, dtype, transposed=True)
+    order = ("im2col", "gather") if gemm < stencil else ("gather", "im2col")
+    return _fitting((*order, "sparse", "scatter"), canonical, batch, dtype, True)
 
 
 def choose(geometry, batch: int, dtype, transposed: bool) -> str:

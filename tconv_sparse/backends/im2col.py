@@ -21,22 +21,56 @@ import numpy as np
 from numba import prange
 
 from tconv_sparse.core.config import jit_parallel, numba_threads
-from tconv_sparse.backends._numpy_ops import pad
+from tconv_sparse.backends._numpy_ops import chunk_budget as _numpy_chunk_budget, pad
 from tconv_sparse.backends._polyphase import (
     add_terms, compact_columns, copy_shifted, fold_planes, pad_planes, phase_scratch, plane_plan,
     plane_view, plane_weight, row_clip, split_planes, store_plane, task_range, tiling,
 )
 
-__all__ = ["conv", "conv_transpose"]
+__all__ = ["conv", "conv_transpose", "chunk_budget", "forward_chunk_sizes", "forward_row_bytes",
+           "plane_weight_shape", "transpose_chunk_sizes", "transpose_chunk_bytes"]
 
-#: bytes of the column buffer of one chunk of samples
+#: bytes of the column buffer of one chunk (a few samples, or rows of one), unless the memory
+#: limit leaves less
 _CHUNK_BYTES = 16 * 2**20
 
 
-def _chunks(batch: int, per_sample_bytes: int):
-    """``(start, stop)`` of the chunks of samples whose column buffer fits :data:`_CHUNK_BYTES`."""
-    size = max(1, min(batch, _CHUNK_BYTES // max(per_sample_bytes, 1)))
-    return [(start, min(start + size, batch)) for start in range(0, batch, size)]
+def chunk_budget(committed: int) -> int:
+    """Bytes one chunk may take: :data:`_CHUNK_BYTES`, or less if the memory limit leaves less
+    beside ``committed`` bytes (the output and the fixed buffers)."""
+    return _numpy_chunk_budget(committed, _CHUNK_BYTES)
+
+
+def forward_chunk_sizes(batch: int, lead: int, rows: int, row_bytes: int, budget: int) -> tuple:
+    """``(samples, lead rows, plane rows)`` per chunk of the forward GEMM path, whose buffers take
+    ``row_bytes`` per plane row of one leading row of one sample: whole samples while one fits
+    ``budget``, else leading rows of one sample, else plane rows of one leading row."""
+    lead_bytes = row_bytes * rows
+    if lead_bytes * lead <= budget:
+        return max(1, min(batch, budget // max(lead_bytes * lead, 1))), lead, rows
+    if lead_bytes <= budget:
+        return 1, max(1, budget // max(lead_bytes, 1)), rows
+    return 1, 1, max(1, min(rows, budget // max(row_bytes, 1)))
+
+
+def _forward_chunks(batch, lead, rows, sizes):
+    samples, leads, plane_rows = sizes
+    for start in range(0, batch, samples):
+        for first_lead in range(0, lead, leads):
+            for first_row in range(0, rows, plane_rows):
+                yield (start, min(start + samples, batch), first_lead, min(first_lead + leads, lead),
+                       first_row, min(first_row + plane_rows, rows))
+
+
+def transpose_chunk_sizes(batch: int, in_channels: int, cin_g: int, padded_bytes: int,
+                          channel_bytes: int, budget: int) -> tuple:
+    """``(samples, channels)`` per chunk of the transposed GEMM path: whole samples while one
+    (its padded input, ``padded_bytes``, and the columns of its ``in_channels`` output channels,
+    ``channel_bytes`` each) fits ``budget``, else up to ``cin_g`` channels of one sample."""
+    sample_bytes = padded_bytes + in_channels * channel_bytes
+    if sample_bytes <= budget:
+        return max(1, min(batch, budget // max(sample_bytes, 1))), cin_g
+    return 1, max(1, min(cin_g, (budget - padded_bytes) // max(channel_bytes, 1)))
 
 
 @jit_parallel
@@ -70,6 +104,19 @@ def conv(x: np.ndarray, weight: np.ndarray, geometry) -> np.ndarray:
         return _conv(x, weight, geometry)
 
 
+def forward_row_bytes(geometry, plan, itemsize) -> int:
+    """Bytes of the column buffer and its GEMM product per plane row of one leading row of one
+    sample (the forward GEMM path's chunk unit)."""
+    taps = math.prod(plane_weight_shape(geometry, plan))
+    return (geometry.in_channels * taps + geometry.out_channels) * plan.split_width * itemsize
+
+
+def plane_weight_shape(geometry, plan) -> tuple:
+    """``(k_lead, k_rows, k_cols)``: the kernel in the plane layout."""
+    k_rows, k_cols = plan.rows.kernel, plan.cols.kernel
+    return (math.prod(geometry.kernel_shape) // (k_rows * k_cols), k_rows, k_cols)
+
+
 def _conv(x, weight, geometry):
     plan = plane_plan(geometry)
     if plan.padded_axes:
@@ -77,20 +124,27 @@ def _conv(x, weight, geometry):
     xs = split_planes(plane_view(x, plan.spatial), plan)
     batch, groups, out_channels = x.shape[0], geometry.groups, geometry.out_channels
     lead, rows, cols = plan.lead, plan.rows, plan.cols
-    kernel = plane_weight(weight, plan).shape[2:]
+    kernel = plane_weight_shape(geometry, plan)
     depth = geometry.in_channels_per_group * math.prod(kernel)
     w = weight.reshape(groups, out_channels // groups, depth)
-    plane = (lead.output_size, rows.out_length, plan.split_width)
     out = np.empty((batch, out_channels, *plan.out_spatial), dtype=x.dtype)
-    for start, stop in _chunks(batch, geometry.in_channels * math.prod(kernel) * math.prod(plane)
-                               * x.itemsize):
-        n = stop - start
-        unfolded = np.empty((geometry.in_channels, *kernel, n, *plane[:1], plane[1] * plane[2]),
+    sizes = forward_chunk_sizes(batch, lead.output_size, rows.out_length,
+                                forward_row_bytes(geometry, plan, x.itemsize),
+                                chunk_budget(out.nbytes + xs.nbytes))
+    for start, stop, first_lead, end_lead, first_row, end_row in _forward_chunks(
+            batch, lead.output_size, rows.out_length, sizes):
+        n, leads, plane_rows = stop - start, end_lead - first_lead, end_row - first_row
+        unfolded = np.empty((geometry.in_channels, *kernel, n, leads, plane_rows * plan.split_width),
                             dtype=x.dtype)
-        _im2col(xs[start:stop], lead.row_ptr, lead.col, lead.tap_ptr, lead.tap, rows.tap_shift,
-                rows.tap_phase, cols.tap_shift, cols.tap_phase, plan.split_margin, unfolded)
+        _im2col(xs[start:stop], lead.row_ptr[first_lead:end_lead + 1], lead.col, lead.tap_ptr, lead.tap,
+                rows.tap_shift + first_row, rows.tap_phase, cols.tap_shift, cols.tap_phase,
+                plan.split_margin, unfolded)
         product = np.matmul(w, unfolded.reshape(groups, depth, -1))
-        compact_columns(product.reshape(out_channels, n, *plane).transpose(1, 0, 2, 3, 4), out[start:stop])
+        del unfolded
+        compact_columns(product.reshape(out_channels, n, leads, plane_rows, plan.split_width
+                                        ).transpose(1, 0, 2, 3, 4),
+                        out[start:stop, :, first_lead:end_lead, first_row:end_row])
+        del product
     return out.reshape(batch, out_channels, *geometry.output_shape)
 
 
@@ -157,25 +211,52 @@ def conv_transpose(y: np.ndarray, weight: np.ndarray, geometry) -> np.ndarray:
         return _conv_transpose(y, weight, geometry)
 
 
+def transpose_chunk_bytes(geometry, plan, itemsize) -> tuple[int, int]:
+    """``(padded_bytes, channel_bytes)`` of one sample on the transposed GEMM path: its padded
+    input, and the columns of one output channel."""
+    plane = plan.lead.output_size * plan.pad_rows * plan.pad_width * itemsize
+    return geometry.out_channels * plane, math.prod(geometry.kernel_shape) * plane
+
+
+def _transpose_parts(wt, padded, cin_g, taps, channels):
+    """``(first channel, channels, weight rows, columns)`` of each GEMM of a chunk of samples:
+    every channel in one batched GEMM, or (one sample) ``channels`` channels of one group."""
+    groups = wt.shape[0]
+    if channels == cin_g:
+        yield 0, groups * cin_g, wt, padded
+        return
+    for g in range(groups):
+        for c in range(0, cin_g, channels):
+            count = min(channels, cin_g - c)
+            yield g * cin_g + c, count, wt[g, c * taps:(c + count) * taps], padded[g]
+
+
 def _conv_transpose(y, weight, geometry):
     plan = plane_plan(geometry)
     batch, groups, in_channels = y.shape[0], geometry.groups, geometry.in_channels
     lead, rows, cols = plan.lead, plan.rows, plan.cols
-    kernel = plane_weight(weight, plan).shape[2:]
-    cout_g = geometry.out_channels_per_group
-    depth = geometry.in_channels_per_group * math.prod(kernel)
-    wt = weight.reshape(groups, cout_g, depth).transpose(0, 2, 1)
+    kernel = plane_weight_shape(geometry, plan)
+    cout_g, cin_g = geometry.out_channels_per_group, geometry.in_channels_per_group
+    taps = math.prod(kernel)
+    wt = weight.reshape(groups, cout_g, cin_g * taps).transpose(0, 2, 1)
     plane = plan.pad_rows * plan.pad_width
     y_planes = plane_view(y, plan.out_spatial)
     out = np.empty((batch, in_channels, *plan.spatial), dtype=y.dtype)
     most_terms = plan.most_lead_entries * rows.most_phase_taps * cols.most_phase_taps
-    for start, stop in _chunks(batch, groups * depth * lead.output_size * plane * y.itemsize):
+    samples, channels = transpose_chunk_sizes(batch, in_channels, cin_g,
+                                              *transpose_chunk_bytes(geometry, plan, y.itemsize),
+                                              chunk_budget(out.nbytes))
+    for start in range(0, batch, samples):
+        stop = min(start + samples, batch)
         n = stop - start
-        padded = pad_planes(y_planes[start:stop], plan, gemm_layout=True)
-        unfolded = np.matmul(wt, padded.reshape(groups, cout_g, -1))
-        tile, chunks = tiling(in_channels * lead.input_size, 1, n * plane)
-        _col2im(unfolded.reshape(in_channels, *kernel, lead.output_size, n, plan.pad_rows, plan.pad_width),
-                lead.back_ptr, lead.back_out, lead.back_tap, rows.phase_ptr, rows.phase_tap,
-                rows.phase_shift, cols.phase_ptr, cols.phase_tap, cols.phase_shift, plan.pad_margin,
-                plan.pad_top, most_terms, tile, chunks, out[start:stop])
+        padded = pad_planes(y_planes[start:stop], plan, gemm_layout=True).reshape(groups, cout_g, -1)
+        for first, count, matrix, columns in _transpose_parts(wt, padded, cin_g, taps, channels):
+            unfolded = np.matmul(matrix, columns)
+            tile, chunks = tiling(count * lead.input_size, 1, n * plane)
+            _col2im(unfolded.reshape(count, *kernel, lead.output_size, n, plan.pad_rows, plan.pad_width),
+                    lead.back_ptr, lead.back_out, lead.back_tap, rows.phase_ptr, rows.phase_tap,
+                    rows.phase_shift, cols.phase_ptr, cols.phase_tap, cols.phase_shift, plan.pad_margin,
+                    plan.pad_top, most_terms, tile, chunks, out[start:stop, first:first + count])
+            del unfolded
+        del padded
     return fold_planes(out, geometry, plan)

@@ -6,23 +6,39 @@ once, ``fastmath`` off so results are reproducible, ``nogil`` so threads can
 overlap) live here and nowhere else.
 
 The memory limit caps every allocation whose size the library can predict
-(sparse matrices, dense outputs, im2col buffers). It defaults to half of the
-physical memory and can be changed with the environment variable
-``TCONV_SPARSE_MAX_BYTES`` or :func:`set_max_bytes`, or per call with the
-``max_bytes=`` keyword of :func:`tconv_sparse.conv_matrix`.
+(sparse matrices, dense outputs, index maps, and every method's work buffers:
+im2col columns, phase-split planes, zero-inserted inputs). It defaults to half
+of the physical memory and can be changed with the environment variable
+``TCONV_SPARSE_MAX_BYTES`` (a number of bytes, e.g. ``8e9``; an invalid value
+makes the import fail with a ``ValueError``) or :func:`set_max_bytes`, or per
+call with the ``max_bytes=`` keyword of :func:`tconv_sparse.conv_matrix`.
+
+Threads. Numba's ``tbb`` and ``omp`` threading layers (Numba picks the first
+installed, in that order) let several Python threads launch parallel kernels at
+once. The ``workqueue`` layer, Numba's fallback when neither is installed (or
+chosen with ``NUMBA_THREADING_LAYER=workqueue``), aborts the process when two
+threads do; with it, the package's parallel kernels run one at a time behind a
+lock (a ``RuntimeWarning`` says so once). ``pip install tbb`` (the ``threads``
+extra) makes them concurrent again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 import os
+import threading
 import types
+import warnings
 
 import numba
 from numba.np.ufunc import parallel as _parallel
 
+from tconv_sparse.core.validation import BYTES_RULE, parse_max_bytes
+
 __all__ = ["get_max_bytes", "jit", "jit_parallel", "serial_twin", "num_threads", "numba_threads",
-           "set_max_bytes"]
+           "set_max_bytes", "serialised_kernels"]
 
 _JIT_FLAGS = {"nopython": True, "cache": True, "nogil": True, "fastmath": False}
 
@@ -32,9 +48,60 @@ def jit(function):
     return numba.jit(**_JIT_FLAGS)(function)
 
 
+#: held around every parallel kernel launch while the threading layer may be ``workqueue``
+_LAUNCH_LOCK = threading.Lock()
+#: ``None`` until the first parallel kernel has run, then whether launches are serialised
+_serialise = None
+
+
+def serialised_kernels() -> bool | None:
+    """Whether parallel kernels run one at a time (Numba's ``workqueue`` layer), ``None``
+    before the first parallel kernel has chosen the threading layer."""
+    return _serialise
+
+
+def _after_first_launch() -> None:
+    global _serialise
+    _serialise = numba.threading_layer() == "workqueue"
+    if _serialise:
+        warnings.warn(
+            "Numba's threading layer is 'workqueue', which aborts the process when two threads "
+            "launch parallel kernels at once; tconv_sparse serialises its parallel kernels, so "
+            "calls from several threads run one at a time. Install tbb (pip install tbb) or use "
+            "an OpenMP build of Numba (NUMBA_THREADING_LAYER=omp) to run them concurrently.",
+            RuntimeWarning, stacklevel=3,
+        )
+
+
+class _ParallelKernel:
+    """A ``parallel=True`` dispatcher, launched under :data:`_LAUNCH_LOCK` while the
+    threading layer is (or may be) ``workqueue``; attributes are the dispatcher's."""
+
+    def __init__(self, dispatcher):
+        self.dispatcher = dispatcher
+        functools.update_wrapper(self, dispatcher.py_func)
+
+    def __call__(self, *args):
+        if _serialise is False:
+            return self.dispatcher(*args)
+        with _LAUNCH_LOCK:
+            result = self.dispatcher(*args)
+            if _serialise is None:
+                _after_first_launch()
+        return result
+
+    def __getattr__(self, name):
+        return getattr(self.dispatcher, name)
+
+
 def jit_parallel(function):
-    """Compile ``function`` with the package's flags and ``parallel=True``."""
-    return numba.jit(parallel=True, **_JIT_FLAGS)(function)
+    """Compile ``function`` with the package's flags and ``parallel=True``.
+
+    The result is called from Python (a parallel kernel is an entry point, never
+    called from another kernel); launches are serialised on the ``workqueue``
+    threading layer (see the module notes).
+    """
+    return _ParallelKernel(numba.jit(parallel=True, **_JIT_FLAGS)(function))
 
 
 def serial_twin(kernel):
@@ -59,10 +126,22 @@ def _physical_memory_bytes() -> int:
         return 8 * 2**30
 
 
+def _environment_max_bytes(text: str) -> int:
+    """Parse ``TCONV_SPARSE_MAX_BYTES`` (a number of bytes >= 1, e.g. ``8e9``)."""
+    message = f"TCONV_SPARSE_MAX_BYTES must be {BYTES_RULE}, got {text!r}"
+    try:
+        value = int(text) if text.strip().isdigit() else float(text)
+    except ValueError:
+        raise ValueError(message) from None
+    if not (math.isfinite(value) and value >= 1):
+        raise ValueError(message)
+    return int(value)
+
+
 def _default_max_bytes() -> int:
     from_env = os.environ.get("TCONV_SPARSE_MAX_BYTES")
     if from_env:
-        return int(float(from_env))
+        return _environment_max_bytes(from_env)
     return _physical_memory_bytes() // 2
 
 
@@ -74,8 +153,13 @@ def get_max_bytes() -> int:
     return _max_bytes
 
 
-def set_max_bytes(limit: int) -> int:
-    """Set the memory limit in bytes; return the previous limit.
+def set_max_bytes(limit) -> int:
+    """Set the memory limit in bytes (an int, or a finite float such as ``8e9``); return the
+    previous limit.
+
+    The limit caps every allocation the library can predict: outputs, sparse
+    matrices, index maps and the methods' work buffers (methods chunk their
+    work to stay under it, or refuse with the estimate).
 
     Examples
     --------
@@ -86,9 +170,7 @@ def set_max_bytes(limit: int) -> int:
     >>> _ = ts.set_max_bytes(old)
     """
     global _max_bytes
-    if isinstance(limit, bool) or not isinstance(limit, (int,)) or limit <= 0:
-        raise ValueError(f"max_bytes must be a positive int, got {limit!r}")
-    previous, _max_bytes = _max_bytes, int(limit)
+    previous, _max_bytes = _max_bytes, parse_max_bytes(limit)
     return previous
 
 

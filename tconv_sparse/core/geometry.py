@@ -38,13 +38,28 @@ from functools import cached_property
 import numpy as np
 
 from tconv_sparse.core import validation as v
-from tconv_sparse.core.index_maps import AxisMap, axis_map, padding_matrix, product_map
+from tconv_sparse.core.index_maps import (
+    AxisMap, axis_map, map_bytes, padding_matrix, product_map, product_map_bytes, tap_counts,
+)
 
-__all__ = ["Geometry", "conv_output_shape", "conv_transpose_output_shape", "kernel_geometry"]
+__all__ = ["Geometry", "Canonical", "conv_output_shape", "conv_transpose_output_shape",
+           "kernel_geometry"]
 
 
 def _effective(kernel: int, dilation: int) -> int:
     return dilation * (kernel - 1) + 1
+
+
+def _checked_effective(axis, kernel, dilation) -> int:
+    k_eff = _effective(kernel, dilation)
+    v.check_size(f"the effective kernel size dilation * (kernel - 1) + 1 on spatial axis {axis}",
+                 k_eff, f"lower the dilation ({dilation}) or the kernel size ({kernel})")
+    return k_eff
+
+
+def _check_padded(axis, n, lo, hi):
+    v.check_size(f"the padded input size {n} + {lo} + {hi} on spatial axis {axis}", n + lo + hi,
+                 "lower the padding")
 
 
 def _same_padding(n: int, k_eff: int, stride: int) -> tuple[int, int]:
@@ -64,6 +79,7 @@ def _forward_padding(padding, n, k_eff, stride) -> tuple[int, int]:
 
 
 def _check_kernel_fits(axis, n, lo, hi, k_eff, kernel, dilation):
+    _check_padded(axis, n, lo, hi)
     if n + lo + hi < k_eff:
         raise ValueError(
             f"kernel size {kernel} with dilation {dilation} (effective size {k_eff}) is larger "
@@ -74,7 +90,7 @@ def _check_kernel_fits(axis, n, lo, hi, k_eff, kernel, dilation):
 
 def _transposed_axis(axis, i, kernel, stride, dilation, padding, output_padding, output_size):
     """Return ``(n, lo, hi)``: transposed output size and the forward padding."""
-    k_eff = _effective(kernel, dilation)
+    k_eff = _checked_effective(axis, kernel, dilation)
     max_op = max(stride, dilation) - 1
     if isinstance(padding, str) and padding in ("valid", "same"):
         if padding == "valid":
@@ -126,6 +142,10 @@ def _transposed_axis(axis, i, kernel, stride, dilation, padding, output_padding,
             f"{padding!r}, output_padding {op}; the size must be >= 1 (use less padding or more "
             "output_padding)"
         )
+    v.check_size(f"the transposed convolution's output size on spatial axis {axis}", n,
+                 f"lower the stride ({stride}), the dilation ({dilation}), the kernel size ({kernel}) "
+                 f"or the input size ({i})")
+    _check_padded(axis, n, lo, hi)
     return n, lo, hi
 
 
@@ -171,7 +191,7 @@ def conv_output_shape(input_shape, kernel_shape, *, stride=1, padding=0, dilatio
     padding = v.parse_padding(padding, ndim)
     out = []
     for axis in range(ndim):
-        k_eff = _effective(kernel_shape[axis], dilation[axis])
+        k_eff = _checked_effective(axis, kernel_shape[axis], dilation[axis])
         pad = padding if isinstance(padding, str) else padding[axis]
         lo, hi = _forward_padding(pad, input_shape[axis], k_eff, stride[axis])
         _check_kernel_fits(axis, input_shape[axis], lo, hi, k_eff, kernel_shape[axis], dilation[axis])
@@ -278,7 +298,7 @@ class Geometry:
         padding = v.parse_padding(padding, ndim)
         pads, out = [], []
         for axis in range(ndim):
-            k_eff = _effective(kernel_shape[axis], dilation[axis])
+            k_eff = _checked_effective(axis, kernel_shape[axis], dilation[axis])
             pad = padding if isinstance(padding, str) else padding[axis]
             lo, hi = _forward_padding(pad, input_shape[axis], k_eff, stride[axis])
             _check_kernel_fits(axis, input_shape[axis], lo, hi, k_eff, kernel_shape[axis], dilation[axis])
@@ -392,8 +412,30 @@ class Geometry:
             )
 
     @cached_property
+    def tap_counts(self) -> tuple:
+        """Per axis and tap, how many outputs read a real input through it (closed form)."""
+        return tuple(
+            tap_counts(n, out, k, s, d, lo, self.padding_mode)
+            for n, out, k, s, d, (lo, _) in zip(
+                self.input_shape, self.output_shape, self.kernel_shape, self.stride,
+                self.dilation, self.padding,
+            )
+        )
+
+    @property
+    def axis_triples(self) -> tuple:
+        """Per axis, the (output, input, tap) triples of its map (its reads of real inputs)."""
+        return tuple(int(counts.sum()) for counts in self.tap_counts)
+
+    @cached_property
     def axis_maps(self) -> tuple:
-        """Per-axis :class:`~tconv_sparse.core.index_maps.AxisMap` (padding mode included)."""
+        """Per-axis :class:`~tconv_sparse.core.index_maps.AxisMap` (padding mode included).
+
+        Their estimated size is checked against the memory limit first.
+        """
+        triples = self.axis_triples
+        v.check_bytes(f"the index maps ({' + '.join(map(str, triples))} (output, input, tap) triples)",
+                      self.index_map_bytes - self.lead_map_bytes)
         return tuple(
             axis_map(n, out, k, s, d, lo, self.padding_mode)
             for n, out, k, s, d, (lo, _) in zip(
@@ -401,6 +443,18 @@ class Geometry:
                 self.dilation, self.padding,
             )
         )
+
+    @property
+    def index_map_bytes(self) -> int:
+        """Estimated peak bytes of the axis maps and of the fused map of the leading axes."""
+        return self.lead_map_bytes + sum(map_bytes(t, out, n, k) for t, out, n, k in zip(
+            self.axis_triples, self.output_shape, self.input_shape, self.kernel_shape))
+
+    @property
+    def lead_map_bytes(self) -> int:
+        """Estimated peak bytes of fusing the leading axes' maps (:attr:`canonical_maps`)."""
+        return product_map_bytes(math.prod(self.axis_triples[:-1]), math.prod(self.output_shape[:-1]),
+                                 math.prod(self.input_shape[:-1]))
 
     @cached_property
     def canonical_maps(self) -> tuple:
@@ -410,11 +464,13 @@ class Geometry:
         rank-generic: the input is viewed as ``(N, C, prod(n[:-1]), n[-1])``.
         """
         maps = self.axis_maps
+        v.check_bytes("the fused index map of the leading axes", self.lead_map_bytes)
         return product_map(maps[:-1]), maps[-1]
 
     @cached_property
     def padding_matrices(self) -> tuple:
         """Per-axis 0/1 matrices ``P`` (padded size x input size): ``xpad = P @ x``."""
+        v.check_bytes("the padding matrices", 48 * sum(self.padded_shape))
         return tuple(
             padding_matrix(n, lo, lo + hi + n, self.padding_mode)
             for n, (lo, hi) in zip(self.input_shape, self.padding)
@@ -422,13 +478,84 @@ class Geometry:
 
     @property
     def pattern_size(self) -> int:
-        """Structural nonzeros of one (output channel, input channel) block of ``C``."""
+        """Structural nonzeros of one (output channel, input channel) block of ``C``.
+
+        In closed form for zero padding; the other modes fold duplicated inputs,
+        counted on the index maps.
+        """
+        if self.padding_mode == "zeros":  # distinct taps of one output read distinct inputs
+            return math.prod(self.axis_triples)
         return math.prod(m.num_pairs for m in self.axis_maps)
 
     @property
     def nnz(self) -> int:
         """Exact number of stored entries of ``C`` (duplicates from padding summed)."""
         return self.out_channels * self.in_channels_per_group * self.pattern_size
+
+    @cached_property
+    def canonical(self) -> "Canonical":
+        """The same matrix ``C`` with the smallest kernel, stride and dilation (:class:`Canonical`).
+
+        With zero padding, taps that read no real input on an axis are dropped
+        (the kernel keeps the contiguous range of the taps that do); a stride is
+        irrelevant on an axis with one output and becomes 1; a dilation with one
+        tap left becomes 1. Memory and time of the kernels then follow the work,
+        not the stride, dilation or padding.
+        """
+        axes = [_canonical_axis(*args, self.padding_mode) for args in zip(
+            self.input_shape, self.output_shape, self.kernel_shape, self.stride, self.dilation,
+            self.padding, self.tap_counts)]
+        taps = tuple(axis[0] for axis in axes)
+        if any(axis[1] is None for axis in axes):
+            return Canonical(None, taps)
+        kernel, stride, dilation, padding = (tuple(axis[1][j] for axis in axes) for j in range(4))
+        if (kernel, stride, dilation, padding) == (self.kernel_shape, self.stride, self.dilation,
+                                                   self.padding):
+            return Canonical(self, taps)
+        return Canonical(Geometry(self.in_channels, self.out_channels, self.groups, self.input_shape,
+                                  self.output_shape, kernel, stride, dilation, padding,
+                                  self.padding_mode), taps)
+
+
+@dataclass(frozen=True)
+class Canonical:
+    """An equivalent geometry for the kernels: ``C`` of ``geometry`` with the kernel cut to
+    ``weight[(..., *taps)]`` is ``C`` of the original.
+
+    Attributes
+    ----------
+    geometry : Geometry or None
+        ``None`` when ``C`` stores no entry at all (every tap reads padding on some axis):
+        the result is zero, bias aside.
+    taps : tuple of slice
+        Per spatial axis, the taps kept.
+    """
+
+    geometry: Geometry | None
+    taps: tuple
+
+    def weight(self, weight: np.ndarray) -> np.ndarray:
+        """The kernel of :attr:`geometry`: ``weight`` cut to the taps kept."""
+        return weight[(Ellipsis, *self.taps)]
+
+
+def _canonical_axis(n, out, kernel, stride, dilation, padding, counts, padding_mode):
+    """``(taps, (kernel, stride, dilation, (lo, hi)))`` of one axis of :attr:`Geometry.canonical`
+    (``None`` instead of the tuple when no tap reads a real input)."""
+    lo, hi = padding
+    first, last = 0, kernel - 1
+    if padding_mode == "zeros":
+        used = np.flatnonzero(counts)
+        if not len(used):
+            return slice(0, 0), None
+        first, last = int(used[0]), int(used[-1])
+    kernel_c = last - first + 1
+    stride_c = 1 if out == 1 else stride
+    dilation_c = dilation if kernel_c > 1 else 1
+    if padding_mode == "zeros":
+        lo = lo - first * dilation
+        hi = (out - 1) * stride_c + _effective(kernel_c, dilation_c) - n - lo
+    return slice(first, last + 1), (kernel_c, stride_c, dilation_c, (lo, hi))
 
 
 def _parse_weight(weight_shape, groups, padding_mode):

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["AxisMap", "axis_map", "transpose_map", "product_map", "padding_index", "padding_matrix"]
+__all__ = ["AxisMap", "axis_map", "transpose_map", "product_map", "padding_index", "padding_matrix",
+           "tap_counts", "map_bytes", "product_map_bytes"]
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,52 @@ def _csr_pointer(rows: np.ndarray, num_rows: int) -> np.ndarray:
     return np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=num_rows)))).astype(np.int64)
 
 
+def _first_outputs(n, out, kernel, stride, dilation, lo):
+    """Per tap, the outputs ``[first, last]`` whose zero-padded read lands on a real input."""
+    offset = np.arange(kernel, dtype=np.int64) * dilation - lo  # position read by output 0
+    first = np.maximum(-(offset // stride), 0)  # ceil(-offset / stride), clipped
+    last = np.minimum((n - 1 - offset) // stride, out - 1)
+    return first, last
+
+
+def tap_counts(n: int, out: int, kernel: int, stride: int, dilation: int, lo: int,
+               padding_mode: str) -> np.ndarray:
+    """Per tap, how many outputs read a real input through it (closed form, ``kernel`` entries).
+
+    With zero padding these are the tap's stored entries in one channel block of
+    the axis' pattern; with the other modes every read is real (``out`` each).
+
+    Examples
+    --------
+    >>> from tconv_sparse.core.index_maps import tap_counts
+    >>> tap_counts(4, 4, 3, 1, 1, 1, "zeros").tolist()
+    [3, 4, 3]
+    >>> tap_counts(6, 2, 3, 2**40, 1, 2**40, "zeros").tolist()  # only output 1 reads the input
+    [1, 1, 1]
+    """
+    if padding_mode != "zeros":
+        return np.full(kernel, out, dtype=np.int64)
+    first, last = _first_outputs(n, out, kernel, stride, dilation, lo)
+    return np.maximum(last - first + 1, 0)
+
+
+def map_bytes(triples: int, outputs: int, inputs: int, kernel: int) -> int:
+    """Peak bytes of building one :class:`AxisMap` of ``triples`` (output, input, tap) triples."""
+    return 8 * (14 * triples + 2 * (outputs + inputs) + 4 * kernel + 8)
+
+
+def product_map_bytes(triples: int, outputs: int, inputs: int) -> int:
+    """Peak bytes of :func:`product_map` of maps with these products of sizes."""
+    return 8 * (14 * triples + 6 * (outputs + inputs) + 8)
+
+
 def axis_map(n: int, out: int, kernel: int, stride: int, dilation: int, lo: int,
              padding_mode: str) -> AxisMap:
     """Build the :class:`AxisMap` of one axis (vectorised, no Python loop over pixels).
+
+    Time and memory are proportional to the triples (and the sizes of the
+    axis): with zero padding only the reads of real inputs are generated, so a
+    huge padding or dilation costs nothing.
 
     Examples
     --------
@@ -115,11 +159,17 @@ def axis_map(n: int, out: int, kernel: int, stride: int, dilation: int, lo: int,
     >>> m.col[m.row_ptr[0]:m.row_ptr[1]].tolist(), m.tap[m.tap_ptr[0]:m.tap_ptr[2]].tolist()
     ([0, 1], [1, 2])
     """
+    if padding_mode == "zeros":
+        first, last = _first_outputs(n, out, kernel, stride, dilation, lo)
+        counts = np.maximum(last - first + 1, 0)
+        taps = np.repeat(np.arange(kernel, dtype=np.int64), counts)
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+        outputs = np.arange(len(taps), dtype=np.int64) - np.repeat(starts - first, counts)
+        inputs = outputs * stride + taps * dilation - lo
+        return _from_triples(out, n, kernel, outputs, inputs, taps)
     outputs = np.repeat(np.arange(out, dtype=np.int64), kernel)
     taps = np.tile(np.arange(kernel, dtype=np.int64), out)
     inputs = _map_positions(outputs * stride + taps * dilation - lo, n, padding_mode)
-    keep = inputs >= 0
-    outputs, inputs, taps = outputs[keep], inputs[keep], taps[keep]
     return _from_triples(out, n, kernel, outputs, inputs, taps)
 
 

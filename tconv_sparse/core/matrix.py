@@ -26,7 +26,7 @@ from tconv_sparse.core.config import jit_parallel, num_threads
 from tconv_sparse.core.geometry import Geometry
 from tconv_sparse.core.index_maps import product_map, transpose_map
 
-__all__ = ["conv_matrix", "matrix_bytes", "build_matrix", "canonical_weight"]
+__all__ = ["conv_matrix", "matrix_bytes", "build_bytes", "build_matrix", "canonical_weight"]
 
 _INT32_MAX = np.iinfo(np.int32).max
 
@@ -41,6 +41,12 @@ def canonical_weight(weight: np.ndarray, geometry: Geometry) -> np.ndarray:
 def _index_dtype(geometry: Geometry):
     fits = max(geometry.nnz, geometry.input_size, geometry.output_size) <= _INT32_MAX
     return np.dtype(np.int32 if fits else np.int64)
+
+
+def build_bytes(geometry: Geometry, transpose: bool = False) -> int:
+    """Bytes :func:`build_matrix` needs besides the matrix: the index maps it builds them from
+    (twice for ``C.T``: the maps and their transposes)."""
+    return geometry.index_map_bytes * (2 if transpose else 1)
 
 
 def matrix_bytes(geometry: Geometry, dtype, transpose: bool = False) -> int:
@@ -128,7 +134,7 @@ def build_matrix(weight: np.ndarray, geometry: Geometry, dtype, max_bytes=None,
     dtype = np.dtype(dtype)
     shape = geometry.matrix_shape[::-1] if transpose else geometry.matrix_shape
     v.check_bytes(f"the sparse matrix of shape {shape} with {geometry.nnz} nonzeros",
-                  matrix_bytes(geometry, dtype, transpose), max_bytes)
+                  matrix_bytes(geometry, dtype, transpose) + build_bytes(geometry, transpose), max_bytes)
     index_dtype = _index_dtype(geometry)
     if transpose:
         maps = [transpose_map(m) for m in geometry.axis_maps]
@@ -175,9 +181,10 @@ def conv_matrix(weight, input_shape, *, stride=1, padding=0, dilation=1, groups=
         fold duplicated inputs into one entry (their taps are summed).
     dtype : dtype, optional
         Value type; default ``weight.dtype`` (integers promoted to float64).
-    max_bytes : int, optional
-        Refuse matrices larger than this many bytes (default: the library
-        limit, half the physical memory; see :func:`tconv_sparse.set_max_bytes`).
+    max_bytes : int or float, optional
+        Refuse matrices larger than this many bytes, a number >= 1 (default:
+        the library limit, half the physical memory; see
+        :func:`tconv_sparse.set_max_bytes`).
 
     Returns
     -------
@@ -199,6 +206,7 @@ def conv_matrix(weight, input_shape, *, stride=1, padding=0, dilation=1, groups=
     """
     weight = v.as_weight(weight)
     dtype = v.parse_dtype(dtype, weight)
+    max_bytes = None if max_bytes is None else v.parse_max_bytes(max_bytes)
     geometry = Geometry.forward(weight.shape, input_shape, stride=stride, padding=padding,
                                 dilation=dilation, groups=groups, padding_mode=padding_mode)
     return build_matrix(weight, geometry, dtype, max_bytes)

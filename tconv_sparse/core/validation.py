@@ -8,14 +8,18 @@ valid range. Geometry-level checks (sizes, padding against input sizes) live in
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 
-from tconv_sparse.core import config as _config
-
 __all__ = [
     "ParameterTypeError",
+    "MAX_SIZE",
+    "MAX_SIZE_TEXT",
+    "check_size",
+    "parse_max_bytes",
+    "BYTES_RULE",
     "PADDING_MODES",
     "PADDING_STRINGS",
     "parse_int_tuple",
@@ -36,6 +40,13 @@ __all__ = [
 PADDING_MODES = ("zeros", "circular", "reflect", "replicate")
 PADDING_STRINGS = ("valid", "same", "full")
 _SUPPORTED_DTYPES = (np.float32, np.float64, np.complex64, np.complex128)
+
+#: the largest size parameter (stride, dilation, padding, kernel and input sizes,
+#: output_padding, output_size) and derived size (effective kernel, padded input, output
+#: length): positions ``o * stride + t * dilation - lo`` then stay inside int64, the index
+#: type of every map and kernel
+MAX_SIZE = 2**62
+MAX_SIZE_TEXT = "2**62"
 
 
 class ParameterTypeError(TypeError, ValueError):
@@ -76,7 +87,18 @@ def parse_int_tuple(name: str, value, ndim: int, minimum: int) -> tuple[int, ...
     for v in values:
         if v < minimum:
             raise ValueError(f"{name} must be >= {minimum} on every axis, got {value!r}")
+        if v > MAX_SIZE:
+            raise ValueError(
+                f"{name} must be an int in [{minimum}, {MAX_SIZE_TEXT}] on every axis, got {value!r}"
+            )
     return values
+
+
+def check_size(what: str, size: int, because: str) -> None:
+    """Refuse a derived size above :data:`MAX_SIZE`; ``because`` names the parameters behind it."""
+    if size > MAX_SIZE:
+        raise ValueError(f"{what} = {size} exceeds {MAX_SIZE_TEXT}, the largest size the int64 "
+                         f"index arithmetic allows; {because}")
 
 
 def parse_optional_int_tuple(name: str, value, ndim: int, minimum: int):
@@ -91,6 +113,8 @@ def parse_groups(groups) -> int:
     value = int(groups)
     if value < 1:
         raise ValueError(f"groups must be an int >= 1, got {groups!r}")
+    if value > MAX_SIZE:
+        raise ValueError(f"groups must be an int in [1, {MAX_SIZE_TEXT}], got {groups!r}")
     return value
 
 
@@ -133,6 +157,8 @@ def parse_padding(padding, ndim: int):
         pairs = tuple(pairs)
     if any(lo < 0 or hi < 0 for lo, hi in pairs):
         raise ValueError(f"padding must be >= 0 on every side, got {padding!r}")
+    if any(max(pair) > MAX_SIZE for pair in pairs):
+        raise ValueError(f"padding must be an int in [0, {MAX_SIZE_TEXT}] on every side, got {padding!r}")
     return tuple(pairs)
 
 
@@ -244,9 +270,40 @@ def format_bytes(size: float) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+#: what a memory limit must be, in every message about one
+BYTES_RULE = "a positive int (or a finite float such as 8e9): a number of bytes >= 1"
+
+
+def parse_max_bytes(value, name: str = "max_bytes") -> int:
+    """Parse a memory limit: a number of bytes >= 1, an int or a finite float (``8e9``).
+
+    Floats are rounded down. Anything else (strings, NaN, infinities, zero, negative
+    numbers, bools) raises, naming ``name``.
+
+    Examples
+    --------
+    >>> from tconv_sparse.core.validation import parse_max_bytes
+    >>> parse_max_bytes(8e9), parse_max_bytes(2**30)
+    (8000000000, 1073741824)
+    """
+    message = f"{name} must be {BYTES_RULE}, got {value!r}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ParameterTypeError(f"{message} of type {type(value).__name__}")
+    if isinstance(value, numbers.Integral):
+        value = int(value)
+    elif not math.isfinite(value):
+        raise ValueError(message)
+    if not value >= 1:
+        raise ValueError(message)
+    return int(value)
+
+
 def check_bytes(what: str, size: float, max_bytes: int | None = None) -> None:
-    """Refuse an allocation of ``size`` bytes above the memory limit."""
-    limit = _config.get_max_bytes() if max_bytes is None else max_bytes
+    """Refuse an allocation of ``size`` bytes above the memory limit (``max_bytes``, default
+    the library limit of :func:`tconv_sparse.set_max_bytes`)."""
+    from tconv_sparse.core import config
+
+    limit = config.get_max_bytes() if max_bytes is None else parse_max_bytes(max_bytes)
     if size > limit:
         raise ValueError(
             f"{what} would need an estimated {format_bytes(size)} ({int(size)} bytes), above the "

@@ -102,8 +102,8 @@ class Plan:
         self.timings: dict = {}
         g = geometry
         #: per direction: (channels, spatial shape, entries) of one result sample
-        self._layouts = {False: (g.out_channels, g.output_shape, g.out_channels * g.output_size),
-                         True: (g.in_channels, g.input_shape, g.in_channels * g.input_size)}
+        self._layouts = {False: (g.out_channels, g.output_shape, g.output_size),
+                         True: (g.in_channels, g.input_shape, g.input_size)}
         self._weights = {(self.dtype, False): self.weight}
         self._matrices: dict = {}
         self._choices: dict = {}
