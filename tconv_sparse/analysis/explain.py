@@ -13,20 +13,28 @@ and, with ``--plot FILE``, saves the conv-arithmetic frames of
 4. for small sizes, the symbolic canvas (sums of ``input*tap`` products) and
    the requested output;
 5. the overlap map of the requested output and its checkerboard summary.
+
+Every size is answered in closed form, so the work is bounded by the rank and
+the limits below, never by the sizes: input sizes are given as a range when
+there are more than ``_MAX_LISTED_SIZES`` of them, ``output_padding`` values
+as 0, 1 and the largest when there are more than ``_MAX_OUTPUT_PADDINGS``; the
+symbolic output is printed for canvases of up to ``_MAX_SYMBOLIC_CANVAS``
+cells, the overlap map (and its minimum and maximum) is computed for up to
+``_MAX_OVERLAP_PIXELS`` output pixels and printed up to ``_MAX_MAP_COLUMNS``
+columns, and the interior tile is printed up to ``_MAX_TILE_CELLS`` cells
+(above, its range comes from :func:`~tconv_sparse.analysis.overlap.interior_tile_range`).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from tconv_sparse.core import validation as v
-from tconv_sparse.core.geometry import Geometry, conv_output_shape
-from tconv_sparse.core.geometry import kernel_geometry
-from tconv_sparse.analysis.overlap import overlap_summary
+from tconv_sparse.core.geometry import Geometry, kernel_geometry
+from tconv_sparse.analysis.overlap import interior_tile, interior_tile_range, overlap_summary
 from tconv_sparse.analysis.symbolic import format_grid, symbolic_conv_transpose
 
 __all__ = ["explain_transposed_conv", "equivalent_calls"]
@@ -35,6 +43,14 @@ __all__ = ["explain_transposed_conv", "equivalent_calls"]
 _MAX_SYMBOLIC_CANVAS = 100
 #: The overlap map is printed up to this many columns.
 _MAX_MAP_COLUMNS = 40
+#: Forward input sizes of one axis listed one by one up to this many (else first two and last).
+_MAX_LISTED_SIZES = 8
+#: output_padding values listed up to this many (else 0, 1 and the largest).
+_MAX_OUTPUT_PADDINGS = 8
+#: The overlap map, its minimum and maximum are computed up to this many output pixels.
+_MAX_OVERLAP_PIXELS = 10**6
+#: The interior tile (period = stride) is printed up to this many cells.
+_MAX_TILE_CELLS = 64
 _SPATIAL = {1: "H", 2: "HW", 3: "DHW"}
 
 
@@ -76,25 +92,32 @@ def _option(label, kernel_shape, input_shape, stride, padding, output_padding, d
     return _Option(label, padding, output_padding, geometry)
 
 
+def _output_padding_values(geometry) -> list:
+    """The output_padding values listed: all below ``max(stride, dilation)``, or 0, 1 and the largest."""
+    top = max(map(max, geometry.stride, geometry.dilation)) - 1
+    return list(range(top + 1)) if top < _MAX_OUTPUT_PADDINGS else [0, 1, top]
+
+
 def _options(kernel_shape, input_shape, stride, padding, output_padding, output_size, dilation):
     """``(requested, options)``: the requested option, and every output_padding of the given
     padding plus Keras "valid" / "same" (the requested one included, first of its key)."""
+    ndim = len(v.parse_int_tuple("kernel_shape", kernel_shape, max(np.size(kernel_shape), 1), 1))
+    padding = v.parse_padding(padding, ndim)
+    if output_padding is None and output_size is None and not isinstance(padding, str):
+        output_padding = 0  # the PyTorch rule's default, named so in messages
     base = kernel_geometry(kernel_shape, input_shape, stride=stride, padding=padding,
                            output_padding=output_padding, output_size=output_size, dilation=dilation)
-    ndim = base.ndim
-    padding = v.parse_padding(padding, ndim)
     if padding == "full":
         padding = tuple((k_eff - 1, k_eff - 1) for k_eff in base.effective_kernel_shape)
     args = (kernel_shape, input_shape, stride)
     prefix = f"padding={_padding_text(padding)}"
     options = [_option(prefix, *args, padding, None, dilation)] if isinstance(padding, str) else []
-    max_op = [max(s, d) - 1 for s, d in zip(base.stride, base.dilation)]
-    for op in range(max(max_op) + 1):
-        ops = tuple(min(op, m) for m in max_op)
+    for op in _output_padding_values(base):
+        ops = tuple(min(op, s_or_d - 1) for s_or_d in map(max, base.stride, base.dilation))
         options.append(_option(f"{prefix}, output_padding={_int_or_tuple(ops)}", *args, padding, ops, dilation))
     options += [_option(f'Keras padding="{keras}"', *args, keras, None, dilation)
                 for keras in ("valid", "same") if keras != padding]
-    match = [option for option in options if option.key == (base.input_shape, base.padding)]
+    match = [option for option in options if option.key == _Option("", None, None, base).key]
     if match:
         return match[0], options
     # an output_size or per-axis output_padding outside the uniform options
@@ -121,12 +144,50 @@ def _axis_groups(geometry, padding):
     return [(f"axis {', '.join(map(str, axes))}: ", axes) for axes in groups.values()]
 
 
-def _forward_size(n, k, s, pad, d):
-    try:
-        return conv_output_shape((n,), (k,), stride=s, padding=pad if isinstance(pad, str) else (pad,),
-                                 dilation=d)[0]
-    except ValueError:  # the kernel is larger than the padded input
-        return None
+def _forward_sizes(i, k_eff, s, pad) -> range:
+    """Every input size ``n`` that the forward convolution maps to ``i`` outputs, in closed form.
+
+    ``"same"``: ``ceil(n / s) = i``; otherwise ``floor((n + lo + hi - k_eff) / s) + 1 = i`` with
+    ``n >= 1`` (the padded input then holds the kernel).
+    """
+    if pad == "same":
+        return range((i - 1) * s + 1, i * s + 1)
+    lo, hi = (0, 0) if pad == "valid" else pad
+    return range(max(1, (i - 1) * s + k_eff - lo - hi), i * s + k_eff - lo - hi)
+
+
+def _listed(sizes: range) -> list:
+    """The sizes printed one by one: all of them, or the first two, ``None`` (an ellipsis), the last."""
+    return list(sizes) if len(sizes) <= _MAX_LISTED_SIZES else [sizes[0], sizes[1], None, sizes[-1]]
+
+
+def _forward_axis_lines(label, i, k, s, d, pad, sizes):
+    k_eff = d * (k - 1) + 1
+    if pad == "same":
+        lines = [f"   {label}out = ceil(n / {s})"]
+        lines += ["     ..." if n is None else f"     n = {n}: ceil({n} / {s}) = {i}" for n in _listed(sizes)]
+    else:
+        lo, hi = (0, 0) if pad == "valid" else pad
+        lines = [f"   {label}k_eff = {d}*({k} - 1) + 1 = {k_eff};  out = floor((n + {lo} + {hi} - {k_eff}) / {s}) + 1"]
+        lines += ["     ..." if n is None else
+                  f"     n = {n}: floor(({n} + {lo} + {hi} - {k_eff}) / {s}) + 1 = "
+                  f"floor({n + lo + hi - k_eff}/{s}) + 1 = {i}" for n in _listed(sizes)]
+    if len(sizes) > _MAX_LISTED_SIZES:
+        lines.append(f"     (every n from {sizes[0]} to {sizes[-1]}: {len(sizes)} sizes)")
+    return lines
+
+
+def _first_shapes(ranges, count):
+    """The first ``count`` shapes of ``itertools.product(*ranges)``, without materialising the ranges."""
+    lengths = [len(r) for r in ranges]
+    shapes = []
+    for index in range(min(count, math.prod(lengths))):
+        shape = []
+        for r, length in zip(reversed(ranges), reversed(lengths)):
+            index, digit = divmod(index, length)
+            shape.append(r[digit])
+        shapes.append(shape[::-1])
+    return shapes
 
 
 def _forward_section(geometry, padding):
@@ -141,24 +202,20 @@ def _forward_section(geometry, padding):
         i, k, s, d = (geometry.output_shape[axis], geometry.kernel_shape[axis], geometry.stride[axis],
                       geometry.dilation[axis])
         pad = padding if isinstance(padding, str) else padding[axis]
-        k_eff = d * (k - 1) + 1
-        sizes = [n for n in range(1, (i + 1) * s + 2 * k_eff) if _forward_size(n, k, s, pad, d) == i]
-        if padding == "same":
-            lines.append(f"   {label}out = ceil(n / {s})")
-            lines += [f"     n = {n}: ceil({n} / {s}) = {i}" for n in sizes]
-        else:
-            lo, hi = (0, 0) if pad == "valid" else pad
-            lines.append(f"   {label}k_eff = {d}*({k} - 1) + 1 = {k_eff};  "
-                         f"out = floor((n + {lo} + {hi} - {k_eff}) / {s}) + 1")
-            lines += [f"     n = {n}: floor(({n} + {lo} + {hi} - {k_eff}) / {s}) + 1 = "
-                      f"floor({n + lo + hi - k_eff}/{s}) + 1 = {i}" for n in sizes]
+        sizes = _forward_sizes(i, geometry.effective_kernel_shape[axis], s, pad)
+        lines += _forward_axis_lines(label, i, k, s, d, pad, sizes)
         for axis in axes:
             sizes_per_axis[axis] = sizes
-    shapes = [_shape_text(shape) for shape in itertools.product(*sizes_per_axis)]
-    shown = ", ".join(shapes[:16]) + (f", ... ({len(shapes)} in all)" if len(shapes) > 16 else "")
-    lines.append(f"   So every input of {shown} gives {_shape_text(geometry.output_shape)}.")
-    if len(shapes) > 1:
-        lines.append(f"   Rounding discards up to stride - 1 pixels, so a {_shape_text(geometry.output_shape)} "
+    output = _shape_text(geometry.output_shape)
+    count = math.prod(len(sizes) for sizes in sizes_per_axis)
+    if count == 0:
+        return lines + [f"   No input size gives {output}: with this padding even a 1-pixel input has "
+                        "more outputs."]
+    shapes = [_shape_text(shape) for shape in _first_shapes(sizes_per_axis, 16)]
+    shown = ", ".join(shapes) + (f", ... ({count} in all)" if count > 16 else "")
+    lines.append(f"   So every input of {shown} gives {output}.")
+    if count > 1:
+        lines.append(f"   Rounding discards up to stride - 1 pixels, so a {output} "
                      "input does not tell the transposed convolution which size to return: "
                      "output_padding (or output_size) picks one.")
     return lines
@@ -203,13 +260,29 @@ def _size_section(options, requested):
                      f"0 <= output_padding < max(stride, dilation) = {max_op}")
         lines += [f"     {o.label}: {_axes_formula(o, _torch_formula)}  -> "
                   f"{_shape_text(o.geometry.input_shape)}{_mark(o, requested)}" for o in numeric]
+        lines += _omitted_output_paddings(numeric)
     lines.append('   Keras / JAX rule: "valid" (i - 1)*stride + max(k_eff, stride), "same" i*stride; '
                  'with output_padding op: "valid" (i - 1)*stride + k_eff + op, '
                  '"same" (i - 1)*stride + k_eff % 2 + op')
+    keras = [o for o in options if isinstance(o.padding, str)]
     lines += [f"     {o.label}: {_axes_formula(o, _keras_formula)}  -> "
-              f"{_shape_text(o.geometry.input_shape)}{_mark(o, requested)}"
-              for o in options if isinstance(o.padding, str)]
-    return lines
+              f"{_shape_text(o.geometry.input_shape)}{_mark(o, requested)}" for o in keras]
+    return lines + _omitted_output_paddings([o for o in keras if o.label.startswith("padding=")])
+
+
+def _omitted_output_paddings(options):
+    """A note when only 0, 1 and the largest of many output_padding values are listed."""
+    with_op = [o for o in options if o.output_padding is not None]
+    if not with_op:
+        return []
+    g = with_op[0].geometry
+    top = tuple(max(s, d) - 1 for s, d in zip(g.stride, g.dilation))
+    if max(top) < _MAX_OUTPUT_PADDINGS:
+        return []
+    first = next(o for o in with_op if not any(o.output_padding)).geometry.input_shape
+    last = next(o for o in with_op if o.output_padding == top).geometry.input_shape
+    return [f"     output_padding 0 to {_int_or_tuple(top)} give every size from {_shape_text(first)} to "
+            f"{_shape_text(last)}, one more pixel per step ({max(top) + 1} values; 0, 1 and the last listed)"]
 
 
 # ------------------------------------------------------------------ 3. equivalent calls
@@ -271,6 +344,17 @@ def _keras_layer(g, padding, output_padding):
     return f"keras.layers.Conv{g.ndim}DTranspose({', '.join(args)})"
 
 
+def _keras_output_padding(g, padding):
+    """The one uniform output_padding of a Keras ``padding`` layer giving ``g``'s size on axis 0, or ``None``.
+
+    Keras' size is ``(i - 1)*s + k_eff + op`` ("valid") or ``(i - 1)*s + k_eff % 2 + op`` ("same"),
+    so axis 0 alone decides ``op``; Keras allows ``0 <= op < stride``.
+    """
+    i, s, k_eff = g.output_shape[0], g.stride[0], g.effective_kernel_shape[0]
+    op = g.input_shape[0] - (i - 1) * s - (k_eff if padding == "valid" else k_eff % 2)
+    return (op,) * g.ndim if 0 <= op < min(g.stride) else None
+
+
 def _keras_match(g):
     """``(padding, output_padding)`` of a single Keras layer computing exactly ``g``, or ``None``.
 
@@ -278,15 +362,16 @@ def _keras_match(g):
     ``output_padding`` is offered only where the TensorFlow backend accepts it
     (its forward "same" convolution of the output gives back the input size).
     """
-    options = [(pad, ops) for pad in ("valid", "same")
-               for ops in [None] + [(op,) * g.ndim for op in range(min(g.stride))]]
-    for pad, ops in options:
-        keras = kernel_geometry(g.kernel_shape, g.output_shape, stride=g.stride, padding=pad,
-                                output_padding=ops, dilation=g.dilation)
-        tensorflow_rejects = pad == "same" and ops is not None and any(
-            -(-n // s) != i for n, s, i in zip(keras.input_shape, g.stride, g.output_shape))
-        if (keras.input_shape, keras.padding) == (g.input_shape, g.padding) and not tensorflow_rejects:
-            return pad, ops
+    target = _Option("", None, None, g).key
+    for pad in ("valid", "same"):
+        candidates = [None] + [ops for ops in [_keras_output_padding(g, pad)] if ops is not None]
+        for ops in candidates:
+            keras = kernel_geometry(g.kernel_shape, g.output_shape, stride=g.stride, padding=pad,
+                                    output_padding=ops, dilation=g.dilation)
+            tensorflow_rejects = pad == "same" and ops is not None and any(
+                -(-n // s) != i for n, s, i in zip(keras.input_shape, g.stride, g.output_shape))
+            if _Option("", None, None, keras).key == target and not tensorflow_rejects:
+                return pad, ops
     return None
 
 
@@ -345,9 +430,10 @@ def _calls_section(options, requested):
         width = max(len(name) for name, _ in calls) + 1
         lines += [f"     {name + ':':<{width}} {code}" for name, code in calls]
     sizes = {}
-    for group in groups.values():
-        sizes.setdefault(group[0].geometry.input_shape, []).append(group[0])
-    for shape, same in sizes.items():
+    for group in groups.values():  # per output size, the first option keeping each window
+        sizes.setdefault(group[0].geometry.input_shape, {}).setdefault(_window(group[0].geometry), group[0])
+    for shape, by_window in sizes.items():
+        same = list(by_window.values())
         if len(same) > 1:
             windows = "; ".join(f"{option.label} keeps canvas[{_window(option.geometry)}]" for option in same)
             lines.append(f"   Same size {_shape_text(shape)}, different pixels: {windows}.")
@@ -378,25 +464,47 @@ def _symbolic_section(requested):
     return lines + _indented(format_grid(window))
 
 
-def _overlap_section(requested):
-    g = requested.geometry
-    summary = overlap_summary(g.kernel_shape, g.output_shape, stride=g.stride, padding=requested.padding,
-                              output_padding=requested.output_padding, dilation=g.dilation)
-    lines = [f"5. Overlap map of the requested {_shape_text(g.input_shape)} output: input-kernel products "
-             "landing on each pixel (the column counts of C)"]
-    if summary.counts.shape[-1] <= _MAX_MAP_COLUMNS and summary.counts.size <= 40 * _MAX_MAP_COLUMNS:
-        lines += _indented(format_grid(summary.counts.astype(str), commas=False))
-    ratio = "inf (some pixels get no product)" if math.isinf(summary.ratio) else f"{summary.ratio:g}"
-    lines.append(f"   min {summary.min}, max {summary.max}, max/min {ratio}")
-    tile = " ".join(format_grid(summary.tile.astype(str)).split())
-    if not summary.checkerboard:
-        return lines + [f"   interior tile (period = stride): {tile}, even: no checkerboard"]
+def _overlap_affordable(g) -> bool:
+    """Whether the overlap map is computed: at most ``_MAX_OVERLAP_PIXELS`` output pixels, stride
+    cells and index-map entries (``i * k + n`` per axis)."""
+    entries = sum(i * k + n for i, k, n in zip(g.output_shape, g.kernel_shape, g.input_shape))
+    return max(math.prod(g.input_shape), math.prod(g.stride), entries) <= _MAX_OVERLAP_PIXELS
+
+
+def _tile_lines(g):
+    """The interior tile (printed when small) and the checkerboard verdict."""
+    low, high = interior_tile_range(g.kernel_shape, g.stride, g.dilation)
+    if math.prod(g.stride) <= _MAX_TILE_CELLS:
+        tile = interior_tile(g.kernel_shape, g.stride, g.dilation)
+        text = f"interior tile (period = stride): {' '.join(format_grid(tile.astype(str)).split())}"
+    else:
+        text = (f"interior tile (period = stride, {math.prod(g.stride)} cells): {low} to {high} products "
+                "per pixel")
+    if low == high:
+        return [f"   {text}, even: no checkerboard"]
     reasons = dict.fromkeys(
         f"kernel {k} % stride {s} = {k % s}" if k % s else f"gcd(dilation {d}, stride {s}) = {math.gcd(d, s)}"
         for k, s, d in zip(g.kernel_shape, g.stride, g.dilation) if k % s or math.gcd(d, s) > 1
     )
-    return lines + [f"   interior tile (period = stride): {tile}, uneven: a checkerboard, since "
-                    f"{'; '.join(reasons)} (Odena, Dumoulin & Olah 2016)"]
+    return [f"   {text}, uneven: a checkerboard, since {'; '.join(reasons)} (Odena, Dumoulin & Olah 2016)"]
+
+
+def _overlap_section(requested):
+    g = requested.geometry
+    lines = [f"5. Overlap map of the requested {_shape_text(g.input_shape)} output: input-kernel products "
+             "landing on each pixel (the column counts of C)"]
+    if _overlap_affordable(g):
+        summary = overlap_summary(g.kernel_shape, g.output_shape, stride=g.stride, padding=requested.padding,
+                                  output_padding=requested.output_padding, dilation=g.dilation)
+        if summary.counts.shape[-1] <= _MAX_MAP_COLUMNS and summary.counts.size <= 40 * _MAX_MAP_COLUMNS:
+            lines += _indented(format_grid(summary.counts.astype(str), commas=False))
+        ratio = "inf (some pixels get no product)" if math.isinf(summary.ratio) else f"{summary.ratio:g}"
+        lines.append(f"   min {summary.min}, max {summary.max}, max/min {ratio}")
+    else:
+        lines.append(f"   the map, its min and max: not computed above {_MAX_OVERLAP_PIXELS} output pixels, "
+                     f"stride cells or index-map entries (here {math.prod(g.input_shape)} pixels, "
+                     f"{math.prod(g.stride)} stride cells)")
+    return lines + _tile_lines(g)
 
 
 def explain_transposed_conv(kernel_shape, input_shape, *, stride=1, padding=0, output_padding=None,

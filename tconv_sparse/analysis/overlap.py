@@ -20,8 +20,70 @@ import numpy as np
 from tconv_sparse.core import validation as v
 from tconv_sparse.core.geometry import kernel_geometry
 
-__all__ = ["overlap_map", "overlap_summary", "OverlapSummary"]
+__all__ = ["overlap_map", "overlap_summary", "OverlapSummary", "interior_tile", "interior_tile_range"]
 
+
+def _phases(kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """``(g, m)``: taps land on the ``m = stride / g`` phases that are multiples of ``g = gcd``."""
+    g = math.gcd(dilation, stride)
+    return g, stride // g
+
+
+def _axis_tile(kernel: int, stride: int, dilation: int) -> np.ndarray:
+    """Products per phase ``q`` of one axis: ``#{t < kernel : t * dilation % stride == q}``.
+
+    ``t * dilation % stride`` runs through the ``m`` multiples of ``g`` once per
+    ``m`` taps, so phase ``t * dilation % stride`` (``t < m``) gets
+    ``kernel // m`` products plus one for the first ``kernel % m`` taps.
+    """
+    _, m = _phases(kernel, stride, dilation)
+    first = np.arange(m, dtype=np.int64)
+    tile = np.zeros(stride, dtype=np.int64)
+    tile[(first * (dilation % stride)) % stride] = kernel // m + (first < kernel % m)
+    return tile
+
+
+def interior_tile(kernel_shape, stride, dilation) -> np.ndarray:
+    """The interior overlap pattern, shape ``stride``: products per phase, outer product of the axes.
+
+    Work and memory are ``prod(stride)``, independent of the kernel size.
+
+    Examples
+    --------
+    >>> from tconv_sparse.analysis.overlap import interior_tile
+    >>> interior_tile((3, 3), (2, 2), (1, 1))
+    array([[4, 2],
+           [2, 1]])
+    """
+    kernel_shape = v.parse_int_tuple("kernel_shape", kernel_shape, max(np.size(kernel_shape), 1), 1)
+    ndim = len(kernel_shape)
+    stride = v.parse_int_tuple("stride", stride, ndim, 1)
+    dilation = v.parse_int_tuple("dilation", dilation, ndim, 1)
+    return _outer([_axis_tile(k, s, d) for k, s, d in zip(kernel_shape, stride, dilation)]).astype(np.int64)
+
+
+def interior_tile_range(kernel_shape, stride, dilation) -> tuple[int, int]:
+    """``(min, max)`` of :func:`interior_tile` in closed form, for any sizes (no array is built).
+
+    Per axis the ``m = stride / gcd(dilation, stride)`` reachable phases get
+    ``kernel // m`` or ``ceil(kernel / m)`` products and the other phases none.
+
+    Examples
+    --------
+    >>> from tconv_sparse.analysis.overlap import interior_tile_range
+    >>> interior_tile_range((3, 3), 2, 1), interior_tile_range(4, 2, 1), interior_tile_range(3, 10**12, 1)
+    ((1, 4), (2, 2), (0, 1))
+    """
+    kernel_shape = v.parse_int_tuple("kernel_shape", kernel_shape, max(np.size(kernel_shape), 1), 1)
+    ndim = len(kernel_shape)
+    stride = v.parse_int_tuple("stride", stride, ndim, 1)
+    dilation = v.parse_int_tuple("dilation", dilation, ndim, 1)
+    low, high = 1, 1
+    for k, s, d in zip(kernel_shape, stride, dilation):
+        g, m = _phases(k, s, d)
+        low *= 0 if g > 1 else k // m
+        high *= -(-k // m)
+    return low, high
 
 
 def _outer(vectors) -> np.ndarray:
@@ -155,10 +217,7 @@ def overlap_summary(kernel_shape, input_shape, *, stride=1, padding=0, output_pa
     geometry = kernel_geometry(kernel_shape, input_shape, stride=stride, padding=padding,
                                output_padding=output_padding, output_size=output_size, dilation=dilation)
     counts = _outer(_axis_counts(geometry)).astype(np.int64)
-    tile = _outer([
-        np.bincount((np.arange(k) * d) % s, minlength=s)
-        for k, d, s in zip(geometry.kernel_shape, geometry.dilation, geometry.stride)
-    ]).astype(np.int64)
+    tile = interior_tile(geometry.kernel_shape, geometry.stride, geometry.dilation)
     tile_ratio = _ratio(tile)
     return OverlapSummary(counts=counts, min=int(counts.min()), max=int(counts.max()),
                           ratio=_ratio(counts), tile=tile, tile_ratio=tile_ratio,

@@ -17,6 +17,8 @@ from tconv_sparse.analysis.symbolic import default_input_names, default_kernel_n
 
 __all__ = ["plot_overlap_map", "plot_symbolic_matrix", "plot_conv_arithmetic"]
 
+#: Largest canvas (cells per axis) drawn by :func:`plot_conv_arithmetic`.
+_MAX_FRAME_CELLS = 64
 _WINDOW_COLOR = "tab:green"
 _FOOTPRINT_COLOR = "tab:red"
 
@@ -207,6 +209,9 @@ def plot_conv_arithmetic(kernel_shape, input_shape, *, stride=1, padding=0, outp
     max_frames = v.parse_int_tuple("max_frames", max_frames, 1, 0)[0]
     axes = _as_2d_geometry(geometry)
     canvas = tuple(max((i - 1) * s + d * (k - 1) + 1, lo + n) for i, k, s, d, lo, n in axes)
+    if max(canvas) > _MAX_FRAME_CELLS:
+        raise ValueError(f"conv-arithmetic frames are drawn for canvases of up to {_MAX_FRAME_CELLS} cells per "
+                         f"axis, got a canvas of {'x'.join(map(str, canvas[2 - geometry.ndim:]))} cells")
     inputs = [tuple(p) for p in np.ndindex(*(a[0] for a in axes))]
     frames = inputs[:max_frames]
     columns = max(3, min(4, len(frames)))

@@ -14,7 +14,7 @@ from pathlib import Path
 import tconv_sparse as ts
 from tconv_sparse.core.config import num_threads
 
-from tconv_sparse.bench.runners import FAIL, OK, PEER, SPARSE_REFERENCES, TOLERANCE, format_time
+from tconv_sparse.bench.runners import FAIL, NOISY_SPREAD, OK, PEER, SPARSE_REFERENCES, TOLERANCE, format_time
 
 __all__ = [
     "machine_info",
@@ -126,29 +126,41 @@ def _cell(measurement, fastest: bool) -> str:
     return measurement.status
 
 
+def _spread_cell(row) -> str:
+    """The largest spread (IQR / median) of the row's timed measurements, marked when noisy."""
+    spreads = [m.spread for m in row if m.spread is not None]
+    if not spreads:
+        return "n/a"
+    worst = max(spreads)
+    return f"**{100 * worst:.0f}% noisy**" if worst > NOISY_SPREAD else f"{100 * worst:.0f}%"
+
+
 def format_table(results) -> str:
     """Markdown tables, one per direction: median time per case, dtype and method.
 
     Each cell holds the median time and, in parentheses, the ratio to the
     PyTorch median (below 1: faster than PyTorch). The fastest tconv_sparse
     method of each row is in bold. Methods that failed the correctness check
-    show ``FAIL`` and the error; refused cases ``n/a``. Notes under each table
-    give non-default references and the reasons behind ``n/a``/``error``.
+    show ``FAIL`` and the error; refused cases ``n/a``. The last column is
+    the row's spread: the largest interquartile range of the timed calls
+    over their median, marked ``noisy`` above :data:`NOISY_SPREAD`. Notes under
+    each table give non-default references and the reasons behind
+    ``n/a``/``error``.
     """
     lines = []
     for direction in dict.fromkeys(m.direction for m in results):
         rows = [m for m in results if m.direction == direction]
         methods = list(dict.fromkeys(m.method for m in rows))
         lines += [f"### {direction}", "",
-                  "| case | dtype | " + " | ".join(methods) + " |",
-                  "|---|---|" + "---|" * len(methods)]
+                  "| case | dtype | " + " | ".join(methods) + " | spread |",
+                  "|---|---|" + "---|" * (len(methods) + 1)]
         notes = []
         for key in dict.fromkeys((m.case.name, m.dtype) for m in rows):
             row = {m.method: m for m in rows if (m.case.name, m.dtype) == key}
             timed = [m for m in row.values() if m.status == OK and m.method != PEER]
             fastest = min(timed, key=lambda m: m.median) if timed else None
             cells = [_cell(row[method], row[method] is fastest) if method in row else "" for method in methods]
-            lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + " |")
+            lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + f" | {_spread_cell(row.values())} |")
             first = next(iter(row.values()))
             if first.reference not in SPARSE_REFERENCES.values():
                 notes.append(f"{key[0]} {key[1]}: checked against {first.reference}")
@@ -162,7 +174,9 @@ def format_table(results) -> str:
         "Median time per call; (Nx) = time / PyTorch time, below 1 is faster than PyTorch; bold = "
         "fastest tconv_sparse method of the row. Every result was checked before timing against "
         f"the sparse matrix (C @ x, C.T @ y in float64) unless noted; max relative error allowed: "
-        + ", ".join(f"{dtype} {tolerance:.0e}" for dtype, tolerance in TOLERANCE.items()) + "."
+        + ", ".join(f"{dtype} {tolerance:.0e}" for dtype, tolerance in TOLERANCE.items()) + ". "
+        "spread = the row's largest interquartile range of the timed calls / median; "
+        f"noisy above {100 * NOISY_SPREAD:.0f}% (rerun it on an idle machine)."
     )
     return "\n".join(lines)
 

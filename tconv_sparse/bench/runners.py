@@ -9,20 +9,30 @@ call is the warm-up (Numba compiles there, never in a timed call) and its
 output is checked against the definition ``C @ x`` / ``C.T @ y`` in float64
 first; only a contender that agrees is timed. Only the public API of
 tconv_sparse is used, so the harness measures whatever the kernels are.
+
+Ctrl-C (SIGINT) stops a run between two contenders: :func:`run_benchmarks`
+raises :class:`Interrupted` carrying every measurement that finished, also
+when the interrupt arrived inside code that swallowed the ``KeyboardInterrupt``
+(a signal handler records it, and the run checks after every contender).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import math
+import signal
 import statistics
+import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 import tconv_sparse as ts
+import numba
+
 from tconv_sparse.core.config import num_threads
 from tconv_sparse.functional import FORWARD_METHODS, TRANSPOSE_METHODS
 
@@ -37,10 +47,12 @@ __all__ = [
     "SPARSE_REFERENCES",
     "REFERENCE_MAX_NNZ",
     "TOLERANCE",
+    "NOISY_SPREAD",
     "Timing",
     "QUICK_TIMING",
     "FULL_TIMING",
     "Unavailable",
+    "Interrupted",
     "Measurement",
     "format_time",
     "library_methods",
@@ -48,6 +60,7 @@ __all__ = [
     "torch_runner",
     "import_torch",
     "match_threads",
+    "use_threads",
     "contenders",
     "PLANNED",
     "planned_runner",
@@ -69,6 +82,8 @@ SPARSE_REFERENCES = {"conv": "C @ x", "conv_transpose": "C.T @ y"}
 REFERENCE_MAX_NNZ = 50_000_000
 #: largest accepted ``max|result - reference| / max|reference|`` per dtype
 TOLERANCE = {"float32": 1e-4, "float64": 1e-10}
+#: a measurement whose spread (interquartile range / median) exceeds this is marked noisy
+NOISY_SPREAD = 0.2
 
 
 @dataclass(frozen=True)
@@ -91,6 +106,14 @@ FULL_TIMING = Timing(min_repeats=5, max_repeats=100, budget=1.0)
 
 class Unavailable(Exception):
     """A contender that cannot run on this machine (PyTorch not importable)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`run_benchmarks`; ``results`` holds every measurement that finished."""
+
+    def __init__(self, results):
+        super().__init__(f"interrupted after {len(results)} measurements")
+        self.results = list(results)
 
 
 @dataclass
@@ -130,6 +153,20 @@ class Measurement:
         """Median seconds per call, ``None`` when not timed."""
         return statistics.median(self.times) if self.times else None
 
+    @property
+    def iqr(self) -> float | None:
+        """Interquartile range of the timed calls in seconds, ``None`` below two calls."""
+        if len(self.times) < 2:
+            return None
+        quartiles = statistics.quantiles(self.times, n=4, method="inclusive")
+        return quartiles[2] - quartiles[0]
+
+    @property
+    def spread(self) -> float | None:
+        """``iqr / median``: the relative spread of the timed calls (``None`` below two calls)."""
+        iqr = self.iqr
+        return None if iqr is None or not self.median else iqr / self.median
+
     def record(self) -> dict:
         """Flat, JSON-ready description (``times`` included)."""
         return {
@@ -142,6 +179,8 @@ class Measurement:
             "median_s": self.median,
             "min_s": min(self.times) if self.times else None,
             "runs": len(self.times),
+            "iqr_s": self.iqr,
+            "spread": self.spread,
             "ratio_to_torch": self.ratio,
             "max_rel_error": self.error,
             "reference": self.reference,
@@ -245,6 +284,21 @@ def match_threads() -> None:
     threadpool_limits(limits=num_threads(), user_api="blas")
 
 
+def use_threads(count) -> int:
+    """Run the Numba kernels on ``count`` threads (BLAS and PyTorch follow, see :func:`match_threads`).
+
+    Raises
+    ------
+    ValueError
+        Unless ``1 <= count <= numba.config.NUMBA_NUM_THREADS``.
+    """
+    limit = numba.config.NUMBA_NUM_THREADS
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= limit:
+        raise ValueError(f"threads must be an int from 1 to {limit} (NUMBA_NUM_THREADS), got {count!r}")
+    numba.set_num_threads(count)
+    return count
+
+
 def contenders(direction: str, methods=None, peer: bool = True) -> dict:
     """``name -> factory`` for ``direction``: the library's methods (all, or those in
     ``methods``) and, if ``peer``, PyTorch."""
@@ -326,8 +380,19 @@ def _measure(measurement: Measurement, factory, case, data, weight, expected, ti
     measurement.times = time_runner(run, timing)
 
 
+def _fill_ratios(rows) -> None:
+    peer = next((row for row in rows if row.method == PEER and row.times), None)
+    for row in rows:
+        if peer is not None and row.times:
+            row.ratio = row.median / peer.median
+
+
+def _never() -> bool:
+    return False
+
+
 def benchmark_row(direction: str, case: ConvCase, dtype: str, factories: dict, timing: Timing, *,
-                  reference_max_nnz: int = REFERENCE_MAX_NNZ, progress=None) -> list[Measurement]:
+                  reference_max_nnz: int = REFERENCE_MAX_NNZ, progress=None, stop=_never) -> list[Measurement]:
     """Check and time every contender of ``factories`` on one case, direction and dtype.
 
     Parameters
@@ -342,32 +407,71 @@ def benchmark_row(direction: str, case: ConvCase, dtype: str, factories: dict, t
         Passed to :func:`reference`.
     progress : callable, optional
         Called with one line of text after each contender.
+    stop : callable, optional
+        Checked after each contender; when it returns true the row stops as on Ctrl-C (the
+        contender just measured is dropped: its interrupt may have been swallowed).
 
     Returns
     -------
     list of Measurement
         One per contender, with ``ratio`` filled in when the peer was timed.
+
+    Raises
+    ------
+    Interrupted
+        On Ctrl-C (or ``stop()``), with the contenders that finished.
     """
-    data, weight = case.data(direction, dtype)
-    expected, reference_name = reference(direction, case, data, weight, reference_max_nnz)
     rows = []
-    for method, factory in factories.items():
-        measurement = Measurement(direction, case, dtype, method, reference=reference_name)
-        _measure(measurement, factory, case, data, weight, expected, timing)
-        rows.append(measurement)
-        if progress is not None:
-            done = (f"{format_time(measurement.median)} ({len(measurement.times)} runs)"
-                    if measurement.times else f"{measurement.status}: {measurement.message}")
-            progress(f"    {method:<12} {done}")
-    peer = next((row for row in rows if row.method == PEER and row.times), None)
-    for row in rows:
-        if peer is not None and row.times:
-            row.ratio = row.median / peer.median
+    try:
+        data, weight = case.data(direction, dtype)
+        expected, reference_name = reference(direction, case, data, weight, reference_max_nnz)
+        for method, factory in factories.items():
+            measurement = Measurement(direction, case, dtype, method, reference=reference_name)
+            _measure(measurement, factory, case, data, weight, expected, timing)
+            if stop():
+                raise KeyboardInterrupt
+            rows.append(measurement)
+            if progress is not None:
+                done = (f"{format_time(measurement.median)} ({len(measurement.times)} runs)"
+                        if measurement.times else f"{measurement.status}: {measurement.message}")
+                progress(f"    {method:<12} {done}")
+    except KeyboardInterrupt:
+        _fill_ratios(rows)
+        raise Interrupted(rows) from None
+    _fill_ratios(rows)
     return rows
 
 
+class _InterruptFlag:
+    """True once SIGINT arrived: the handler records it, then raises ``KeyboardInterrupt`` as usual."""
+
+    def __init__(self):
+        self.interrupted = False
+
+    def __call__(self) -> bool:
+        return self.interrupted
+
+    def handler(self, signum, frame):
+        self.interrupted = True
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigint_recorded():
+    """An :class:`_InterruptFlag` set by SIGINT within the block (main thread only)."""
+    flag = _InterruptFlag()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.signal(signal.SIGINT, flag.handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_benchmarks(plan, timing: Timing, *, factories=contenders, reference_max_nnz=REFERENCE_MAX_NNZ,
-                   progress=None) -> list[Measurement]:
+                   progress=None, on_step=None) -> list[Measurement]:
     """Run :func:`benchmark_row` for every ``(direction, case, dtype)`` of ``plan``.
 
     Parameters
@@ -380,16 +484,32 @@ def run_benchmarks(plan, timing: Timing, *, factories=contenders, reference_max_
         Passed to :func:`reference`.
     progress : callable, optional
         Called with one line of text per step.
+    on_step : callable, optional
+        Called with ``(steps done, steps in all)`` after each step.
 
     Returns
     -------
     list of Measurement
+
+    Raises
+    ------
+    Interrupted
+        On Ctrl-C, with every measurement that finished.
     """
     match_threads()
     results = []
-    for index, (direction, case, dtype) in enumerate(plan, 1):
-        if progress is not None:
-            progress(f"[{index}/{len(plan)}] {direction} {case.name} {dtype}")
-        results += benchmark_row(direction, case, dtype, factories(direction), timing,
-                                 reference_max_nnz=reference_max_nnz, progress=progress)
+    with _sigint_recorded() as interrupted:
+        try:
+            for index, (direction, case, dtype) in enumerate(plan, 1):
+                if progress is not None:
+                    progress(f"[{index}/{len(plan)}] {direction} {case.name} {dtype}")
+                results += benchmark_row(direction, case, dtype, factories(direction), timing,
+                                         reference_max_nnz=reference_max_nnz, progress=progress,
+                                         stop=interrupted)
+                if on_step is not None:
+                    on_step(index, len(plan))
+        except Interrupted as error:
+            raise Interrupted(results + error.results) from None
+        except KeyboardInterrupt:
+            raise Interrupted(results) from None
     return results

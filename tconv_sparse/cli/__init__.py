@@ -45,12 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Entry point of the ``tconv-sparse`` console script."""
+    """Entry point of the ``tconv-sparse`` console script.
+
+    Without a sub-command it prints the help to stderr and returns 2 (a usage error).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
+    if args.command is None:  # like git: the help, on stderr, and the usage-error status
+        parser.print_help(sys.stderr)
+        return 2
     return importlib.import_module(args.module).run(args)
 
 

@@ -506,6 +506,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    """Run the demo; return the exit status."""
+    """Run the demo; return the exit status (2 for an ``--out`` folder that cannot be written)."""
+    from tconv_sparse.cli.outputs import OptionError, check_folder
+
+    try:
+        check_folder("--out", args.out)
+    except OptionError as error:
+        print(f"tconv-sparse demo: error: {error}", file=sys.stderr)
+        return 2
     run_demo(args.out)
     return 0
