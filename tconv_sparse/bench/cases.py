@@ -185,7 +185,8 @@ def _grid() -> tuple[ConvCase, ...]:
     signals = [ConvCase("signal", 1, 1, 1, (65536,), 9, s, quick=s == 2) for s in (1, 2, 3, 4)]
     volumes = [ConvCase("volume", 1, 4, 4, (32, 32, 32), 3, 2, quick=True)]
     # per-call cost: the transposed convolution of 1x1x8x8 (k3), 1x1x64 (k9), 1x1x4x4x4 (k3), stride 2
-    tiny = [ConvCase("tiny", 1, 1, 1, shape, k, 2) for shape, k in (((16, 16), 3), ((128,), 9), ((8, 8, 8), 3))]
+    tiny = [ConvCase("tiny", 1, 1, 1, shape, k, 2, quick=len(shape) == 2)
+            for shape, k in (((16, 16), 3), ((128,), 9), ((8, 8, 8), 3))]
     return (*images, *batches, *decoders, *signals, *volumes, *tiny)
 
 
