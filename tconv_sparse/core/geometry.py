@@ -149,15 +149,39 @@ def _transposed_axis(axis, i, kernel, stride, dilation, padding, output_padding,
     return n, lo, hi
 
 
+def _parse_axes(ndim, input_shape, stride, dilation):
+    return (v.parse_int_tuple("input_shape", input_shape, ndim, 1), v.parse_int_tuple("stride", stride, ndim, 1),
+            v.parse_int_tuple("dilation", dilation, ndim, 1))
+
+
 def _parse_common(kernel_shape, input_shape, stride, dilation):
     kernel_shape = v.parse_int_tuple("kernel_shape", kernel_shape, np.size(kernel_shape), 1)
     ndim = len(kernel_shape)
     if ndim < 1:
         raise ValueError("kernel_shape must have at least one spatial axis")
-    input_shape = v.parse_int_tuple("input_shape", input_shape, ndim, 1)
-    stride = v.parse_int_tuple("stride", stride, ndim, 1)
-    dilation = v.parse_int_tuple("dilation", dilation, ndim, 1)
-    return ndim, kernel_shape, input_shape, stride, dilation
+    return (ndim, kernel_shape, *_parse_axes(ndim, input_shape, stride, dilation))
+
+
+def _forward_axes(kernel_shape, input_shape, stride, dilation, padding) -> tuple[tuple, tuple]:
+    """``(pads, output shape)`` of a forward convolution from parsed per-axis arguments."""
+    pads, out = [], []
+    for axis, (n, k, s, d) in enumerate(zip(input_shape, kernel_shape, stride, dilation)):
+        k_eff = _checked_effective(axis, k, d)
+        lo, hi = _forward_padding(padding if isinstance(padding, str) else padding[axis], n, k_eff, s)
+        _check_kernel_fits(axis, n, lo, hi, k_eff, k, d)
+        pads.append((lo, hi))
+        out.append((n + lo + hi - k_eff) // s + 1)
+    return tuple(pads), tuple(out)
+
+
+def _transposed_axes(kernel_shape, input_shape, stride, dilation, padding, output_padding,
+                     output_size) -> tuple[tuple, tuple]:
+    """``(pads, output shape)`` of a transposed convolution from parsed per-axis arguments."""
+    axes = [_transposed_axis(axis, input_shape[axis], kernel_shape[axis], stride[axis], dilation[axis],
+                             padding if isinstance(padding, str) else padding[axis], output_padding,
+                             output_size)
+            for axis in range(len(kernel_shape))]
+    return tuple((lo, hi) for _, lo, hi in axes), tuple(n for n, _, _ in axes)
 
 
 def conv_output_shape(input_shape, kernel_shape, *, stride=1, padding=0, dilation=1):
@@ -188,15 +212,7 @@ def conv_output_shape(input_shape, kernel_shape, *, stride=1, padding=0, dilatio
     ndim, kernel_shape, input_shape, stride, dilation = _parse_common(
         kernel_shape, input_shape, stride, dilation
     )
-    padding = v.parse_padding(padding, ndim)
-    out = []
-    for axis in range(ndim):
-        k_eff = _checked_effective(axis, kernel_shape[axis], dilation[axis])
-        pad = padding if isinstance(padding, str) else padding[axis]
-        lo, hi = _forward_padding(pad, input_shape[axis], k_eff, stride[axis])
-        _check_kernel_fits(axis, input_shape[axis], lo, hi, k_eff, kernel_shape[axis], dilation[axis])
-        out.append((input_shape[axis] + lo + hi - k_eff) // stride[axis] + 1)
-    return tuple(out)
+    return _forward_axes(kernel_shape, input_shape, stride, dilation, v.parse_padding(padding, ndim))[1]
 
 
 def conv_transpose_output_shape(
@@ -230,16 +246,8 @@ def conv_transpose_output_shape(
     ndim, kernel_shape, input_shape, stride, dilation = _parse_common(
         kernel_shape, input_shape, stride, dilation
     )
-    padding, output_padding, output_size = _parse_transposed_options(
-        ndim, padding, output_padding, output_size
-    )
-    return tuple(
-        _transposed_axis(
-            axis, input_shape[axis], kernel_shape[axis], stride[axis], dilation[axis],
-            padding if isinstance(padding, str) else padding[axis], output_padding, output_size,
-        )[0]
-        for axis in range(ndim)
-    )
+    options = _parse_transposed_options(ndim, padding, output_padding, output_size)
+    return _transposed_axes(kernel_shape, input_shape, stride, dilation, *options)[1]
 
 
 def _parse_transposed_options(ndim, padding, output_padding, output_size):
@@ -292,20 +300,10 @@ class Geometry:
         kernel_shape, ndim, groups, padding_mode, out_channels, in_channels = _parse_weight(
             weight_shape, groups, padding_mode
         )
-        input_shape = v.parse_int_tuple("input_shape", input_shape, ndim, 1)
-        stride = v.parse_int_tuple("stride", stride, ndim, 1)
-        dilation = v.parse_int_tuple("dilation", dilation, ndim, 1)
-        padding = v.parse_padding(padding, ndim)
-        pads, out = [], []
-        for axis in range(ndim):
-            k_eff = _checked_effective(axis, kernel_shape[axis], dilation[axis])
-            pad = padding if isinstance(padding, str) else padding[axis]
-            lo, hi = _forward_padding(pad, input_shape[axis], k_eff, stride[axis])
-            _check_kernel_fits(axis, input_shape[axis], lo, hi, k_eff, kernel_shape[axis], dilation[axis])
-            pads.append((lo, hi))
-            out.append((input_shape[axis] + lo + hi - k_eff) // stride[axis] + 1)
-        return cls._checked(in_channels, out_channels, groups, input_shape, tuple(out), kernel_shape,
-                            stride, dilation, tuple(pads), padding_mode)
+        input_shape, stride, dilation = _parse_axes(ndim, input_shape, stride, dilation)
+        pads, out = _forward_axes(kernel_shape, input_shape, stride, dilation, v.parse_padding(padding, ndim))
+        return cls._checked(in_channels, out_channels, groups, input_shape, out, kernel_shape,
+                            stride, dilation, pads, padding_mode)
 
     @classmethod
     def transposed(cls, weight_shape, input_shape, *, stride=1, padding=0, output_padding=None,
@@ -318,22 +316,11 @@ class Geometry:
         kernel_shape, ndim, groups, padding_mode, out_channels, in_channels = _parse_weight(
             weight_shape, groups, padding_mode
         )
-        input_shape = v.parse_int_tuple("input_shape", input_shape, ndim, 1)
-        stride = v.parse_int_tuple("stride", stride, ndim, 1)
-        dilation = v.parse_int_tuple("dilation", dilation, ndim, 1)
-        padding, output_padding, output_size = _parse_transposed_options(
-            ndim, padding, output_padding, output_size
-        )
-        sizes, pads = [], []
-        for axis in range(ndim):
-            n, lo, hi = _transposed_axis(
-                axis, input_shape[axis], kernel_shape[axis], stride[axis], dilation[axis],
-                padding if isinstance(padding, str) else padding[axis], output_padding, output_size,
-            )
-            sizes.append(n)
-            pads.append((lo, hi))
-        return cls._checked(in_channels, out_channels, groups, tuple(sizes), input_shape, kernel_shape,
-                            stride, dilation, tuple(pads), padding_mode)
+        input_shape, stride, dilation = _parse_axes(ndim, input_shape, stride, dilation)
+        options = _parse_transposed_options(ndim, padding, output_padding, output_size)
+        pads, sizes = _transposed_axes(kernel_shape, input_shape, stride, dilation, *options)
+        return cls._checked(in_channels, out_channels, groups, sizes, input_shape, kernel_shape,
+                            stride, dilation, pads, padding_mode)
 
     @classmethod
     def _checked(cls, in_channels, out_channels, groups, input_shape, output_shape, kernel_shape,
@@ -559,12 +546,7 @@ def _canonical_axis(n, out, kernel, stride, dilation, padding, counts, padding_m
 
 
 def _parse_weight(weight_shape, groups, padding_mode):
-    weight_shape = tuple(int(s) for s in weight_shape)
-    if len(weight_shape) < 3 or min(weight_shape) < 1:
-        raise ValueError(
-            "weight must have shape (C_out, C_in // groups, *kernel_size) with at least one "
-            f"spatial axis and no empty axis, got {weight_shape}"
-        )
+    weight_shape = v.check_weight_shape(weight_shape)
     groups = v.parse_groups(groups)
     padding_mode = v.parse_padding_mode(padding_mode)
     out_channels = weight_shape[0]

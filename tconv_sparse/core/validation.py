@@ -28,6 +28,7 @@ __all__ = [
     "parse_padding_mode",
     "parse_groups",
     "parse_optional_int_tuple",
+    "check_weight_shape",
     "as_weight",
     "as_data",
     "as_bias",
@@ -188,16 +189,23 @@ def _as_numeric_array(name: str, value) -> np.ndarray:
     return array
 
 
-def as_weight(weight) -> np.ndarray:
-    """Return ``weight`` as an array with at least one spatial axis."""
-    array = _as_numeric_array("weight", weight)
-    if array.ndim < 3:
+def check_weight_shape(shape) -> tuple:
+    """Check a weight shape ``(C_out, C_in // groups, *kernel_size)``; return it as ints."""
+    shape = tuple(int(size) for size in shape)
+    if len(shape) < 3:
         raise ValueError(
             "weight must have shape (C_out, C_in // groups, *kernel_size) with at least one "
-            f"spatial axis, got shape {array.shape}"
+            f"spatial axis, got shape {shape}"
         )
-    if any(size < 1 for size in array.shape):
-        raise ValueError(f"weight must have no empty axis, got shape {array.shape}")
+    if min(shape) < 1:
+        raise ValueError(f"weight must have no empty axis, got shape {shape}")
+    return shape
+
+
+def as_weight(weight) -> np.ndarray:
+    """Return ``weight`` as an array with at least one spatial axis and no empty axis."""
+    array = _as_numeric_array("weight", weight)
+    check_weight_shape(array.shape)
     return array
 
 
