@@ -39,7 +39,7 @@ import numbers
 import numpy as np
 
 from tconv_sparse.core import validation as v
-from tconv_sparse.core.config import get_max_bytes
+from tconv_sparse.core.config import WORK_CHUNK_BYTES, get_max_bytes
 from tconv_sparse.core.geometry import Geometry
 from tconv_sparse.core.matrix import build_matrix, matrix_bytes
 from tconv_sparse.operator import ConvOperator
@@ -51,7 +51,6 @@ DEFAULT_MAX_FLOPS = 1e12
 #: The top ``k`` values come from a dense SVD when it costs at most this many flops.
 _DENSE_TOP_K_MAX_FLOPS = 2e9
 #: Working-set target of one chunk of frequency blocks.
-_CHUNK_BYTES = 2**25
 
 
 # --------------------------------------------------------------------- arguments
@@ -169,7 +168,7 @@ def _frequency_blocks(weight, geometry, grid, offsets):
     w = np.asarray(weight, dtype=dtype).reshape(geometry.out_channels * geometry.in_channels_per_group, -1)
     num_frequencies = math.prod(grid)
     row_bytes = 16 * (rows * cols * groups + w.shape[1])
-    chunk = max(1, min(num_frequencies, _CHUNK_BYTES // row_bytes))
+    chunk = max(1, min(num_frequencies, WORK_CHUNK_BYTES // row_bytes))
     for start in range(0, num_frequencies, chunk):
         frequencies = np.unravel_index(np.arange(start, min(start + chunk, num_frequencies)), grid)
         exponent = np.zeros((len(frequencies[0]),) + geometry.kernel_shape)
@@ -194,7 +193,7 @@ def _block_values(weight, geometry, grid, offsets, max_bytes, max_flops, what, k
     frequencies = math.prod(grid)
     flops = 8.0 * frequencies * geometry.out_channels * geometry.in_channels_per_group \
         * math.prod(geometry.kernel_shape) + frequencies * groups * _svd_flops(rows, cols)
-    size = 3 * _CHUNK_BYTES + (8 * frequencies * groups * min(rows, cols) if keep_all else 0)
+    size = 3 * WORK_CHUNK_BYTES + (8 * frequencies * groups * min(rows, cols) if keep_all else 0)
     _refuse_if_costly(what, size, flops, max_bytes, max_flops, "raise max_flops / max_bytes")
     return (np.linalg.svd(blocks, compute_uv=False)
             for blocks in _frequency_blocks(weight, geometry, grid, offsets))

@@ -20,7 +20,7 @@ import math
 import numpy as np
 from numba import prange
 
-from tconv_sparse.core.config import jit_parallel, numba_threads
+from tconv_sparse.core.config import WORK_CHUNK_BYTES, jit_parallel, numba_threads
 from tconv_sparse.backends._numpy_ops import chunk_budget as _numpy_chunk_budget, pad
 from tconv_sparse.backends._polyphase import (
     add_terms, compact_columns, copy_shifted, fold_planes, pad_planes, phase_scratch, plane_plan,
@@ -32,13 +32,12 @@ __all__ = ["conv", "conv_transpose", "chunk_budget", "forward_chunk_sizes", "for
 
 #: bytes of the column buffer of one chunk (a few samples, or rows of one), unless the memory
 #: limit leaves less
-_CHUNK_BYTES = 16 * 2**20
 
 
 def chunk_budget(committed: int) -> int:
-    """Bytes one chunk may take: :data:`_CHUNK_BYTES`, or less if the memory limit leaves less
-    beside ``committed`` bytes (the output and the fixed buffers)."""
-    return _numpy_chunk_budget(committed, _CHUNK_BYTES)
+    """Bytes one chunk may take: :data:`~tconv_sparse.core.config.WORK_CHUNK_BYTES`, or less if
+    the memory limit leaves less beside ``committed`` bytes (the output and the fixed buffers)."""
+    return _numpy_chunk_budget(committed, WORK_CHUNK_BYTES)
 
 
 def forward_chunk_sizes(batch: int, lead: int, rows: int, row_bytes: int, budget: int) -> tuple:

@@ -45,15 +45,14 @@ def _placement(geometry):
     return tuple(target), tuple(shape), tuple(placed), tuple(taken)
 
 
-#: bytes of the column buffer of one chunk (rows of the output, or samples), unless the output
-#: is smaller (then the output's size, at least :data:`_MIN_CHUNK_BYTES`) or the memory limit
-#: leaves less: the textbook method stays within a few times its output
-_CHUNK_BYTES = 16 * 2**20
+#: a chunk's column buffer (rows of the output, or samples) is WORK_CHUNK_BYTES, unless the
+#: output is smaller (then the output's size, at least this) or the memory limit leaves less:
+#: the textbook method stays within a few times its output
 _MIN_CHUNK_BYTES = 2**20
 
 
 def _budget(output: int, fixed: int) -> int:
-    return chunk_budget(output + fixed, min(_CHUNK_BYTES, max(output, _MIN_CHUNK_BYTES)))
+    return chunk_budget(output + fixed, min(WORK_CHUNK_BYTES, max(output, _MIN_CHUNK_BYTES)))
 
 
 def work_bytes(geometry, batch: int, dtype) -> int:
@@ -83,7 +82,8 @@ def conv_transpose(y: np.ndarray, weight: np.ndarray, geometry) -> np.ndarray:
     Only the part of the zero-inserted, padded input that the outputs read is
     built (one allocation, ``output + k_eff - 1`` per axis), so a padding that
     crops the result costs nothing; the correlation works in chunks of about the
-    output's size (at most :data:`_CHUNK_BYTES`, less if the memory limit leaves less).
+    output's size (at most :data:`~tconv_sparse.core.config.WORK_CHUNK_BYTES`, less if the
+    memory limit leaves less).
     """
     target, shape, placed, taken = _placement(geometry)
     fixed, _, _ = _fixed_bytes(geometry, y.shape[0], y.dtype)

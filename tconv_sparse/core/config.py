@@ -37,7 +37,7 @@ from numba.np.ufunc import parallel as _parallel
 
 from tconv_sparse.core.validation import BYTES_RULE, parse_max_bytes
 
-__all__ = ["get_max_bytes", "jit", "jit_parallel", "serial_twin", "num_threads", "numba_threads",
+__all__ = ["WORK_CHUNK_BYTES", "get_max_bytes", "jit", "jit_parallel", "serial_twin", "num_threads", "numba_threads",
            "set_max_bytes", "serialised_kernels"]
 
 _JIT_FLAGS = {"nopython": True, "cache": True, "nogil": True, "fastmath": False}
@@ -146,6 +146,12 @@ def _default_max_bytes() -> int:
 
 
 _max_bytes = _default_max_bytes()
+
+
+#: the size of one chunk of a chunked work buffer (im2col columns, zero insertion, spectra):
+#: large enough that BLAS and NumPy run at full speed, small enough to stay in the last-level
+#: cache's neighbourhood; smaller when the memory limit leaves less
+WORK_CHUNK_BYTES = 16 * 2**20
 
 
 def get_max_bytes() -> int:
