@@ -9,15 +9,15 @@ child instead of being killed by the operating system.
 from __future__ import annotations
 
 import math
-import textwrap
 import tracemalloc
 
 import numpy as np
 import pytest
 
 import tconv_sparse as ts
-from tconv_sparse.backends import chooser, im2col
+from tconv_sparse.backends import chooser
 from tconv_sparse.core.geometry import Geometry
+from tconv_sparse.core.config import WORK_CHUNK_BYTES
 from limited import run_json
 
 FORWARD = ("sparse", "direct", "im2col", "auto")
@@ -183,7 +183,7 @@ def test_im2col_column_buffer_of_one_large_sample_is_chunked():
     output = data = 1 * 64 * 1024 * 1024 * 8  # 512 MiB each
     work = chooser.work_bytes("im2col", geometry, 1, np.float64, transposed=False)
     # the phase-split copy of the input (with its margin columns) and one chunk of columns
-    assert work < 1.1 * data + 2 * im2col._CHUNK_BYTES, work
+    assert work < 1.1 * data + 2 * WORK_CHUNK_BYTES, work
     transposed = _geometry((1, 64, 1024, 1024), w_shape, transposed=True, **kwargs)
     assert chooser.work_bytes("im2col", transposed, 1, np.float64, transposed=True) < 3 * output
 

@@ -24,7 +24,7 @@ from tconv_sparse.core.config import WORK_CHUNK_BYTES, jit_parallel, numba_threa
 from tconv_sparse.backends._numpy_ops import chunk_budget as _numpy_chunk_budget, pad
 from tconv_sparse.backends._polyphase import (
     add_terms, compact_columns, copy_shifted, fold_planes, pad_planes, phase_scratch, plane_plan,
-    plane_view, plane_weight, row_clip, split_planes, store_plane, task_range, tiling,
+    plane_view, row_clip, split_planes, store_plane, task_range, tiling,
 )
 
 __all__ = ["conv", "conv_transpose", "chunk_budget", "forward_chunk_sizes", "forward_row_bytes",

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from tconv_sparse.core.config import WORK_CHUNK_BYTES
 from tconv_sparse.backends._numpy_ops import (
     chunk_budget, correlate, correlate_chunk_bytes, correlate_row_bytes, fold, pad_bytes,
 )

@@ -39,7 +39,7 @@ import numpy as np
 
 from tconv_sparse.core import validation as v
 from tconv_sparse.core.index_maps import (
-    AxisMap, axis_map, map_bytes, padding_matrix, product_map, product_map_bytes, tap_counts,
+    axis_map, map_bytes, padding_matrix, product_map, product_map_bytes, tap_counts,
 )
 
 __all__ = ["Geometry", "Canonical", "conv_output_shape", "conv_transpose_output_shape",
