@@ -70,7 +70,7 @@ def small_tiles(monkeypatch):
     """Tiles of 37 elements and one sample per GEMM chunk: every tiling boundary is hit."""
     monkeypatch.setattr(_polyphase, "TILE_ELEMENTS", 37)
     monkeypatch.setattr(_polyphase, "_MIN_TILE", 5)
-    monkeypatch.setattr(im2col, "_CHUNK_BYTES", 1)
+    monkeypatch.setattr(im2col, "WORK_CHUNK_BYTES", 1)
 
 
 @pytest.mark.parametrize("tiles", ["default", "small"])
@@ -124,8 +124,8 @@ def plane_problems(draw):
 def test_fast_methods_random_geometry(problem):
     x, weight, kwargs, tile, threads = problem
     dtype = x.dtype
-    previous = (_polyphase.TILE_ELEMENTS, _polyphase._MIN_TILE, im2col._CHUNK_BYTES)
-    _polyphase.TILE_ELEMENTS, _polyphase._MIN_TILE, im2col._CHUNK_BYTES = tile, 1, tile * 64
+    previous = (_polyphase.TILE_ELEMENTS, _polyphase._MIN_TILE, im2col.WORK_CHUNK_BYTES)
+    _polyphase.TILE_ELEMENTS, _polyphase._MIN_TILE, im2col.WORK_CHUNK_BYTES = tile, 1, tile * 64
     previous_threads = numba.get_num_threads()
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:
@@ -139,7 +139,7 @@ def test_fast_methods_random_geometry(problem):
             result = ts.conv_transpose(y, weight, method=method, output_size=x.shape[2:], **kwargs)
             assert_close(result, expected_t, dtype)
     finally:
-        _polyphase.TILE_ELEMENTS, _polyphase._MIN_TILE, im2col._CHUNK_BYTES = previous
+        _polyphase.TILE_ELEMENTS, _polyphase._MIN_TILE, im2col.WORK_CHUNK_BYTES = previous
         numba.set_num_threads(previous_threads)
 
 
