@@ -13,6 +13,7 @@ import pytest
 
 import tconv_sparse as ts
 from tconv_sparse.plan import FORWARD_METHODS, TRANSPOSE_METHODS, cache, measure, wisdom
+from conftest import random_array
 
 DTYPES = (np.float32, np.float64, np.complex64, np.complex128)
 TOL = {np.float32: 1e-4, np.complex64: 1e-4, np.float64: 1e-10, np.complex128: 1e-10}
@@ -21,13 +22,6 @@ GEOMETRIES = [
     ((4, 2, 5), (17,), dict(stride=3, padding=((2, 1),), dilation=2, groups=2, padding_mode="circular")),
     ((2, 1, 2, 3, 2), (5, 6, 4), dict(stride=(1, 2, 2), padding=1, padding_mode="reflect")),
 ]
-
-
-def _random(shape, dtype, rng):
-    data = rng.standard_normal(shape)
-    if np.dtype(dtype).kind == "c":
-        data = data + 1j * rng.standard_normal(shape)
-    return data.astype(dtype)
 
 
 def _close(a, b, dtype):
@@ -48,13 +42,13 @@ def _private_wisdom(tmp_path, monkeypatch):
 def test_operator_views_equal_functions_and_matrices(index, dtype):
     weight_shape, input_shape, kwargs = GEOMETRIES[index]
     rng = np.random.default_rng(index)
-    weight = _random(weight_shape, dtype, rng)
+    weight = random_array(rng, weight_shape, dtype)
     C = ts.conv_matrix(weight, input_shape, **kwargs).toarray()
     op = ts.ConvOperator(weight, input_shape, **kwargs)
     out_shape = op.dimsd[1:]
     assert op.dims == (weight_shape[1] * kwargs.get("groups", 1), *input_shape)
     assert op.dimsd == (weight_shape[0], *out_shape) and op.T.dims == op.dimsd and op.H.dimsd == op.dims
-    x, y = _random((2, *op.dims), dtype, rng), _random((2, *op.dimsd), dtype, rng)
+    x, y = random_array(rng, (2, *op.dims), dtype), random_array(rng, (2, *op.dimsd), dtype)
     u, v = x[0].ravel(), y[0].ravel()
     for forward in FORWARD_METHODS:
         got = ts.ConvOperator(weight, input_shape, method=forward, **kwargs)
@@ -77,7 +71,7 @@ def test_operator_views_equal_functions_and_matrices(index, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_view_matrices(dtype):
     weight_shape, input_shape, kwargs = GEOMETRIES[1]
-    weight = _random(weight_shape, dtype, np.random.default_rng(1))
+    weight = random_array(np.random.default_rng(1), weight_shape, dtype)
     op = ts.ConvOperator(weight, input_shape, **kwargs)
     C = ts.conv_matrix(weight, input_shape, **kwargs)
     assert (op.T.matrix != C.T).nnz == 0 and op.T.matrix.format == "csr"
