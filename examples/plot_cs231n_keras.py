@@ -10,12 +10,11 @@ canvas they keep. This example computes each one, draws the windows on the
 canvas, and checks each against ``C.T @ y``.
 """
 
-import matplotlib.patches as patches
-import matplotlib.pyplot as plt
 import numpy as np
 
 import tconv_sparse as ts
 from tconv_sparse.analysis.explain import explain_transposed_conv
+from tconv_sparse.analysis.canvas_figures import plot_canvas_windows, plot_scatter_vs_zero_insertion
 from tconv_sparse.analysis.plotting import plot_conv_arithmetic
 
 y = np.array([[[1.0, 2.0], [3.0, 4.0]]])       # (C, H, W): the 2x2 input
@@ -36,15 +35,12 @@ conventions = {
     'padding="valid" (Keras)': {"padding": "valid"},
     'padding="same" (Keras)': {"padding": "same"},
 }
-canvas = ts.conv_transpose(y, w, stride=2, padding="valid")[0]
-windows = {}
 for label, params in conventions.items():
     x = ts.conv_transpose(y, w, stride=2, **params)
     geometry = ts.Geometry.transposed(w.shape, y.shape[1:], stride=2, **params)
     C = ts.conv_matrix(w, geometry.input_shape, stride=2, padding=geometry.padding)
     assert np.allclose(x.ravel(), C.T @ y.ravel())
     start = geometry.padding[0][0]             # the window starts lo cells into the canvas
-    windows[label] = (start, x.shape[-1])
     print(f"{label}: {x.shape[-2]}x{x.shape[-1]}, canvas[{start}:{start + x.shape[-1]}] per axis, "
           f"= C.T @ y")
     print(x[0])
@@ -54,17 +50,15 @@ for label, params in conventions.items():
 # -------------------------
 # The canvas is the uncropped result, ``(i - 1) * stride + k = 5`` cells per
 # axis: every input times the kernel, added in at ``input * stride``.
-figure, axes = plt.subplots(1, 4, figsize=(14, 4), layout="constrained")
-for axis, (label, (start, size)) in zip(axes, windows.items()):
-    axis.imshow(canvas, cmap="Blues")
-    for (row, col), value in np.ndenumerate(canvas):
-        axis.text(col, row, f"{value:g}", ha="center", va="center", fontsize=9)
-    axis.add_patch(patches.Rectangle((start - 0.5, start - 0.5), size, size, fill=False,
-                                     edgecolor="tab:green", linewidth=3, linestyle="--"))
-    axis.set_title(label, fontsize=9)
-    axis.set_xticks([])
-    axis.set_yticks([])
-figure.suptitle("the 5x5 canvas and the window each convention keeps")
+plot_canvas_windows(y[0], w[0, 0], conventions, stride=2)
+
+# %%
+# Scatter the kernel, or insert zeros and convolve
+# ------------------------------------------------
+# The canvas is built either way: each input times the kernel, added in at
+# ``input * stride``, or the input with ``stride - 1`` zeros between its
+# values, padded by ``k - 1``, under the flipped kernel sliding with stride 1.
+plot_scatter_vs_zero_insertion(y[0], w[0, 0], stride=2)
 
 # %%
 # Frame by frame

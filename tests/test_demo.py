@@ -13,7 +13,8 @@ import pytest
 from tconv_sparse.cli import main
 from tconv_sparse.cli.demo import psnr, run_demo, synthetic_image
 
-FIGURES = {"cs231n_2x2_to_4x4.png", "keras_2x2_to_5x5.png", "matrix_1d.png", "speed.png",
+FIGURES = {"cs231n_2x2_to_4x4.png", "keras_2x2_to_5x5.png", "cs231n_vs_keras.png", "matrix_1d.png",
+           "scatter_vs_zero_insertion.png", "speed.png",
            "deconvolution.png", "overlap_maps.png"}
 
 
@@ -55,7 +56,7 @@ def test_demo_report_and_figures(tmp_path, capsys):
     assert main(["demo", "--out", str(out)]) == 0
     report = capsys.readouterr().out
     _check_report(report)
-    assert f"6 figures written to {out.resolve()}" in report
+    assert f"8 figures written to {out.resolve()}" in report
     assert {path.name for path in out.iterdir()} == FIGURES
     for path in out.iterdir():
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000, path

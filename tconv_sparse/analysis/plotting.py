@@ -172,6 +172,30 @@ def _footprint(axes, position):
     return [(r, c) for r in per_axis[0] for c in per_axis[1]]
 
 
+def _draw_input(ax, geometry, axes):
+    """The transposed convolution's input, its cells named ``a, b, ...``."""
+    shape = (axes[0][0], axes[1][0])
+    ax.imshow(np.zeros(shape), cmap="Greys", vmin=0, vmax=1)
+    _cell_grid(ax, shape)
+    _annotate(ax, np.array(default_input_names(shape)).reshape(shape), _fontsize(shape))
+    ax.set_title(f"input {'x'.join(map(str, geometry.output_shape))}", fontsize=9)
+
+
+def _draw_kernel(ax, geometry, axes):
+    """The kernel with its taps named ``x, y, z, ...``, spread by the dilation."""
+    shape, dilation = (axes[0][1], axes[1][1]), (axes[0][3], axes[1][3])
+    image = np.zeros(tuple(d * (k - 1) + 1 for k, d in zip(shape, dilation)))
+    labels = np.full(image.shape, "", dtype=object)
+    image[:: dilation[0], :: dilation[1]] = 1
+    labels[:: dilation[0], :: dilation[1]] = np.array(
+        default_kernel_names(geometry.kernel_shape), dtype=object).reshape(shape)
+    ax.imshow(image, cmap="Reds", vmin=0, vmax=2.5)
+    _cell_grid(ax, image.shape)
+    _annotate(ax, labels, _fontsize(image.shape, 3))
+    ax.set_title(f"kernel {'x'.join(map(str, geometry.kernel_shape))}"
+                 + (f", dilation {geometry.dilation}" if max(geometry.dilation) > 1 else ""), fontsize=9)
+
+
 def plot_conv_arithmetic(kernel_shape, input_shape, *, stride=1, padding=0, output_padding=None,
                          output_size=None, dilation=1, max_frames=16):
     """Frames of a transposed convolution, as in the conv_arithmetic animations.
@@ -237,26 +261,8 @@ def plot_conv_arithmetic(kernel_shape, input_shape, *, stride=1, padding=0, outp
     for position in inputs:
         for r, c in _footprint(axes, position):
             total[r, c] += 1
-    input_shape2, kernel_shape2 = (axes[0][0], axes[1][0]), (axes[0][1], axes[1][1])
-    input_ax = fig.add_subplot(grid[0, 0])
-    input_ax.imshow(np.zeros(input_shape2), cmap="Greys", vmin=0, vmax=1)
-    _cell_grid(input_ax, input_shape2)
-    _annotate(input_ax, np.array(default_input_names(input_shape2)).reshape(input_shape2),
-              _fontsize(input_shape2))
-    input_ax.set_title(f"input {'x'.join(map(str, geometry.output_shape))}", fontsize=9)
-    kernel_ax = fig.add_subplot(grid[0, 1])
-    dilation2 = (axes[0][3], axes[1][3])
-    kernel_image = np.zeros(tuple(d * (k - 1) + 1 for k, d in zip(kernel_shape2, dilation2)))
-    kernel_labels = np.full(kernel_image.shape, "", dtype=object)
-    kernel_image[:: dilation2[0], :: dilation2[1]] = 1
-    kernel_labels[:: dilation2[0], :: dilation2[1]] = np.array(
-        default_kernel_names(geometry.kernel_shape), dtype=object).reshape(kernel_shape2)
-    kernel_ax.imshow(kernel_image, cmap="Reds", vmin=0, vmax=2.5)
-    _cell_grid(kernel_ax, kernel_image.shape)
-    _annotate(kernel_ax, kernel_labels, _fontsize(kernel_image.shape, 3))
-    kernel_ax.set_title(f"kernel {'x'.join(map(str, geometry.kernel_shape))}"
-                        + (f", dilation {geometry.dilation}" if max(geometry.dilation) > 1 else ""),
-                        fontsize=9)
+    _draw_input(fig.add_subplot(grid[0, 0]), geometry, axes)
+    _draw_kernel(fig.add_subplot(grid[0, 1]), geometry, axes)
     result_ax = fig.add_subplot(grid[0, 2])
     draw_canvas(result_ax, total, [], f"output {'x'.join(map(str, geometry.input_shape))} = dashed window")
     _annotate(result_ax, total.astype(str), _fontsize(canvas),

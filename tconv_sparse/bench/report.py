@@ -216,22 +216,27 @@ def plot(path, results) -> None:
     axes = figure.subplots(len(directions), 1, squeeze=False,
                            height_ratios=[len(labels[d]) + 1 for d in directions])[:, 0]
     markers = "oDs^v<>ph*"
+    timed_methods = list(dict.fromkeys(m.method for m in results if m.status == OK))
     styles = {method: {"marker": markers[number % len(markers)], "color": f"C{number % 10}",
                        "markersize": 6}
-              for number, method in enumerate(dict.fromkeys(m.method for m in results))}
+              for number, method in enumerate(timed_methods)}
     styles[PEER] = {"marker": "x", "color": "black", "markersize": 8}
+    handles = {}
     for axis, direction in zip(axes, directions):
-        rows = [m for m in results if m.direction == direction]
+        rows = [m for m in results if m.direction == direction and m.status == OK]
         positions = {label: index for index, label in enumerate(labels[direction])}
         for method in dict.fromkeys(m.method for m in rows):
-            timed = [m for m in rows if m.method == method and m.status == OK]
-            axis.plot([m.median for m in timed], [positions[f"{m.case.name} {m.dtype}"] for m in timed],
-                      linestyle="none", label=method, alpha=0.85, **styles[method])
+            timed = [m for m in rows if m.method == method]
+            handles[method], = axis.plot([m.median for m in timed],
+                                         [positions[f"{m.case.name} {m.dtype}"] for m in timed],
+                                         linestyle="none", label=method, alpha=0.85, **styles[method])
         axis.set_xscale("log")
         axis.set_yticks(range(len(positions)), list(positions), fontsize=8)
         axis.invert_yaxis()
         axis.grid(True, axis="x", which="both", alpha=0.3)
         axis.set_title(f"{direction}: median time per call (failed or refused methods omitted)")
         axis.set_xlabel("seconds (log scale)")
-        axis.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    # one legend for every panel, outside them, of the methods that have a timed result
+    legend = [method for method in timed_methods if method in handles]
+    figure.legend([handles[method] for method in legend], legend, loc="outside right center", fontsize=8)
     figure.savefig(path, dpi=120)

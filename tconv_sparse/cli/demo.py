@@ -23,7 +23,6 @@ and 2 print.
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 import sys
@@ -36,6 +35,8 @@ import numpy as np
 import tconv_sparse as ts
 
 from tconv_sparse.analysis.explain import explain_transposed_conv
+from tconv_sparse.cli.demo_figures import Figures, deconvolution_figure, matrix_figure, overlap_figure
+from tconv_sparse.cli.demo_images import gaussian_psf, psnr, synthetic_image
 from tconv_sparse.plan import FORWARD_METHODS, TRANSPOSE_METHODS, backend_module
 from tconv_sparse.analysis.symbolic import symbolic_conv_transpose
 
@@ -57,68 +58,13 @@ _AGREEMENT_CASES = (
      {"stride": 2, "padding": 1, "padding_mode": "reflect"}),
     ('2-D padding_mode "circular", k3 s1 p1', 2, (2, 2, 3, 3), (6, 6), {"padding": 1, "padding_mode": "circular"}),
 )
+#: Parts 1 and 3: the seed's hand calculation, input ``[[1, 2], [3, 4]]`` and kernel ``1..9``
+_SEED_EXAMPLE = (np.arange(1.0, 5.0).reshape(2, 2), np.arange(1.0, 10.0).reshape(3, 3))
 #: Part 4: one decoder-like layer, ``regime, batch, channels, out_channels, shape, kernel, stride``
 _SPEED_CASE = ("demo", 8, 16, 16, (64, 64), 3, 2)
 #: Part 5: image size, Gaussian point-spread function (size, sigma), noise level, blur geometry
 _IMAGE_SIZE, _PSF_SIZE, _PSF_SIGMA, _NOISE = 128, 7, 1.5, 0.01
 _BLUR = {"padding": _PSF_SIZE // 2, "padding_mode": "reflect"}
-
-
-# ------------------------------------------------------------------ data
-def synthetic_image(size: int = 128) -> np.ndarray:
-    """A test image in ``[0, 1]`` with smooth, flat, sharp and fine-detail regions.
-
-    A horizontal gradient, a bright disk, a dark square and a band of bars
-    whose frequency rises from left to right (a resolution wedge). It is
-    generated in code, so the demo needs no image file and no download.
-
-    Parameters
-    ----------
-    size : int
-        Height and width in pixels, ``>= 16``.
-
-    Returns
-    -------
-    numpy.ndarray of float64, shape ``(size, size)``
-
-    Examples
-    --------
-    >>> from tconv_sparse.cli.demo import synthetic_image
-    >>> image = synthetic_image(64)
-    >>> image.shape, float(image.min()) >= 0, float(image.max()) <= 1
-    ((64, 64), True, True)
-    """
-    if not isinstance(size, (int, np.integer)) or size < 16:
-        raise ValueError(f"size must be an int >= 16, got {size!r}")
-    row, col = (np.mgrid[0:size, 0:size] + 0.5) / size
-    image = 0.25 + 0.3 * col
-    image[(row - 0.3) ** 2 + (col - 0.27) ** 2 < 0.16 ** 2] = 0.95
-    image[(row > 0.14) & (row < 0.44) & (col > 0.56) & (col < 0.86)] = 0.08
-    band = (row > 0.6) & (row < 0.88) & (col > 0.08) & (col < 0.92)
-    u = (col - 0.08) / 0.84
-    bars = np.sin(2 * np.pi * (3 + 0.07 * size * u) * u) > 0
-    image[band] = np.where(bars, 0.85, 0.15)[band]
-    return image
-
-
-def psnr(estimate, truth) -> float:
-    """Peak signal-to-noise ratio in dB of ``estimate`` clipped to ``[0, 1]``, for a peak of 1.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from tconv_sparse.cli.demo import psnr
-    >>> round(psnr(np.full(4, 0.1), np.zeros(4)), 6)
-    20.0
-    """
-    error = np.mean((np.clip(estimate, 0, 1) - np.asarray(truth)) ** 2)
-    return math.inf if error == 0 else 10 * math.log10(1 / error)
-
-
-def _gaussian_psf(size: int, sigma: float) -> np.ndarray:
-    offsets = np.arange(size) - size // 2
-    psf = np.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * sigma ** 2))
-    return psf / psf.sum()
 
 
 # ------------------------------------------------------------------ report
@@ -140,59 +86,32 @@ class _Report:
         self(f"   [{time.perf_counter() - self.section_start:.1f} s]")
 
 
-class _Figures:
-    """Draws and saves figures into ``out`` when matplotlib is importable; lists what it wrote."""
-
-    def __init__(self, out: Path):
-        self.out = out
-        self.written: list[Path] = []
-        try:
-            import matplotlib.pyplot as plt
-        except ImportError:
-            self.plt = None
-        else:
-            self.plt = plt
-
-    def write(self, name: str, writer) -> None:
-        """``writer(path)`` writes the file ``out/name``."""
-        if self.plt is None:
-            return
-        self.out.mkdir(parents=True, exist_ok=True)
-        path = self.out / name
-        writer(path)
-        self.written.append(path)
-
-    def save(self, name: str, draw) -> None:
-        """``draw()`` returns a matplotlib Figure; it is saved as ``out/name`` and closed."""
-        def writer(path):
-            figure = draw()
-            figure.savefig(path, dpi=110)
-            self.plt.close(figure)
-        self.write(name, writer)
-
-
 def _indented(text: str, indent: str = "   ") -> str:
     return "\n".join(indent + line for line in text.splitlines())
 
 
 # ------------------------------------------------------------------ 1. shapes
-def _shapes(say: _Report, figures: _Figures) -> None:
+def _shapes(say: _Report, figures: Figures) -> None:
     say.section("1. Shapes: why CS231n's 2x2 input becomes 4x4 and Keras' becomes 5x5")
     say("   Kernel 3x3, stride 2, input 2x2. `tconv-sparse explain --input 2x2 --kernel 3x3 --stride 2 "
         "--padding 1 --output-padding 1` says:\n")
     say(_indented(explain_transposed_conv((3, 3), (2, 2), stride=2, padding=1, output_padding=1)))
     say("\n   Keras' 5x5 is the whole canvas (\"valid\": nothing cropped); CS231n's 4x4 crops padding 1 at "
         "the start\n   and keeps the last row and column with output_padding=1.")
+    from tconv_sparse.analysis.canvas_figures import plot_canvas_windows
     from tconv_sparse.analysis.plotting import plot_conv_arithmetic
 
     figures.save("cs231n_2x2_to_4x4.png", lambda: plot_conv_arithmetic(
         (3, 3), (2, 2), stride=2, padding=1, output_padding=1))
     figures.save("keras_2x2_to_5x5.png", lambda: plot_conv_arithmetic((3, 3), (2, 2), stride=2, padding="valid"))
+    figures.save("cs231n_vs_keras.png", lambda: plot_canvas_windows(
+        *_SEED_EXAMPLE, {"CS231n: padding=1, output_padding=1": {"padding": 1, "output_padding": 1},
+                         'Keras: padding="valid"': {"padding": "valid"}}, stride=2))
     say.done()
 
 
 # ------------------------------------------------------------------ 2. the 1-D matrix
-def _matrix_example(say: _Report, figures: _Figures) -> None:
+def _matrix_example(say: _Report, figures: Figures) -> None:
     say.section("2. The 1-D matrix example (CS231n): input [a, b], kernel [x, y, z], stride 2")
     valid = symbolic_conv_transpose(3, 2, stride=2)
     say("   No padding (Keras \"valid\"): C is 2 x 5, one row per input of the transposed convolution.")
@@ -202,9 +121,7 @@ def _matrix_example(say: _Report, figures: _Figures) -> None:
         "C is 2 x 4,\n   the padded columns are gone.")
     say(_indented(str(padded), "     "))
     say("   The padded answer is the 5-output one without its first entry a*x, which fell on the padding.")
-    from tconv_sparse.analysis.plotting import plot_symbolic_matrix
-
-    figures.save("matrix_1d.png", lambda: plot_symbolic_matrix(valid, transpose=True).figure)
+    figures.save("matrix_1d.png", lambda: matrix_figure(figures.plt, valid, padded))
     say.done()
 
 
@@ -236,9 +153,9 @@ def _apply(case, function: str, method: str, weight, x, y):
 
 
 def _hand_calculation(method: str) -> np.ndarray:
-    """The seed's example: input ``[[1, 2], [3, 4]]``, kernel ``1..9``, stride 2, no padding."""
-    y, w = np.arange(1.0, 5.0).reshape(1, 2, 2), np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
-    return ts.conv_transpose(y, w, stride=2, padding="valid", method=method)
+    """The seed's example (:data:`_SEED_EXAMPLE`), stride 2, no padding."""
+    y, kernel = _SEED_EXAMPLE
+    return ts.conv_transpose(y[None], kernel[None, None], stride=2, padding="valid", method=method)
 
 
 def _agreement_table(say: _Report, rng) -> None:
@@ -271,7 +188,7 @@ def _agreement_table(say: _Report, rng) -> None:
         "refuses the case)")
 
 
-def _methods_agree(say: _Report, rng) -> None:
+def _methods_agree(say: _Report, figures: Figures, rng) -> None:
     say.section("3. Scatter and zero-insertion give the same numbers; every method is C.T")
     scatter, zero_insert = _hand_calculation("scatter"), _hand_calculation("zero_insert")
     say("   The seed's hand calculation: input [[1, 2], [3, 4]], kernel [[1, 2, 3], [4, 5, 6], [7, 8, 9]], "
@@ -282,6 +199,9 @@ def _methods_agree(say: _Report, rng) -> None:
     say(_grid(zero_insert[0]))
     say(f"   identical: {np.array_equal(scatter, zero_insert)}; the kernel flip is the seed's observation "
         "that the letters had to be reversed.\n")
+    from tconv_sparse.analysis.canvas_figures import plot_scatter_vs_zero_insertion
+
+    figures.save("scatter_vs_zero_insertion.png", lambda: plot_scatter_vs_zero_insertion(*_SEED_EXAMPLE, stride=2))
     say("   Every method against the definition, C = conv_matrix(w) in float64: max relative error.")
     _agreement_table(say, rng)
     say("   The reflect and circular rows are padding modes of the forward convolution; their transposes "
@@ -291,7 +211,7 @@ def _methods_agree(say: _Report, rng) -> None:
 
 
 # ------------------------------------------------------------------ 4. speed
-def _speed(say: _Report, figures: _Figures) -> None:
+def _speed(say: _Report, figures: Figures) -> None:
     from tconv_sparse.bench import report, runners
     from tconv_sparse.bench.cases import DIRECTIONS, ConvCase
 
@@ -313,7 +233,7 @@ def _deconvolution_estimates(truth, rng, maxiter=None) -> dict:
 
     ``maxiter`` caps every solver (the warm-up's quick run); ``None`` keeps the demo's settings.
     """
-    weight = _gaussian_psf(_PSF_SIZE, _PSF_SIGMA)[None, None]
+    weight = gaussian_psf(_PSF_SIZE, _PSF_SIGMA)[None, None]
     h = ts.conv(truth[None], weight, method="sparse", **_BLUR)
     h = h + _NOISE * rng.standard_normal(h.shape)
     cap = {} if maxiter is None else {"maxiter": maxiter}
@@ -336,12 +256,12 @@ def _deconvolution_estimates(truth, rng, maxiter=None) -> dict:
     return estimates
 
 
-def _deconvolution(say: _Report, figures: _Figures, rng) -> None:
+def _deconvolution(say: _Report, figures: Figures, rng) -> None:
     say.section("5. Transposed convolution is not deconvolution")
     say(f"   A {_IMAGE_SIZE}x{_IMAGE_SIZE} synthetic image g, blurred by a {_PSF_SIZE}x{_PSF_SIZE} Gaussian "
         f"(sigma {_PSF_SIGMA}, reflecting border),\n   plus noise of standard deviation {_NOISE}: "
         "h = C g + noise. Which estimate of g is best?\n")
-    psf_1d = _gaussian_psf(_PSF_SIZE, _PSF_SIGMA).sum(axis=0)
+    psf_1d = gaussian_psf(_PSF_SIZE, _PSF_SIGMA).sum(axis=0)
     line = ts.singular_values(psf_1d[None, None], _IMAGE_SIZE, **_BLUR)
     say(f"   One row of this blur (1-D, {_IMAGE_SIZE} samples) has singular values from {line[0]:.3f} down "
         f"to {line[-1]:.1e}: C.T multiplies\n   each singular component by its value (a second blur), the "
@@ -354,19 +274,8 @@ def _deconvolution(say: _Report, figures: _Figures, rng) -> None:
         say(f"   {name:<{width}}  {psnr(estimate[0], truth):8.2f}  {seconds:7.2f}")
     say("   C.T h scores below the blurred data itself: it blurs again. The solvers of ts.deconvolve use "
         "only C and C.T\n   and recover detail; the regulariser decides how much.")
-    figures.save("deconvolution.png", lambda: _deconvolution_figure(figures.plt, truth, estimates))
+    figures.save("deconvolution.png", lambda: deconvolution_figure(figures.plt, truth, estimates, psnr))
     say.done()
-
-
-def _deconvolution_figure(plt, truth, estimates):
-    panels = [("true image g", truth)] + [
-        (f"{name}\n{psnr(estimate[0], truth):.1f} dB", estimate[0]) for name, (estimate, _) in estimates.items()]
-    figure, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.2), layout="constrained")
-    for axis, (title, image) in zip(axes, panels):
-        axis.imshow(np.clip(image, 0, 1), cmap="gray", vmin=0, vmax=1)
-        axis.set_title(title, fontsize=8)
-        axis.axis("off")
-    return figure
 
 
 # ------------------------------------------------------------------ compiling in parallel
@@ -434,17 +343,6 @@ def _finish_compiling(compiling) -> None:
 
 
 # ------------------------------------------------------------------ 6. figures and the whole run
-def _overlap_figure(plt):
-    from tconv_sparse.analysis.plotting import plot_overlap_map
-
-    figure, axes = plt.subplots(1, 2, figsize=(9, 4.4), layout="constrained")
-    plot_overlap_map(ts.overlap_map((3, 3), (4, 4), stride=2, padding="valid"), ax=axes[0],
-                     title="kernel 3, stride 2: checkerboard")
-    plot_overlap_map(ts.overlap_map((4, 4), (4, 4), stride=2, padding="valid"), ax=axes[1],
-                     title="kernel 4, stride 2: even interior")
-    return figure
-
-
 def run_demo(out=DEFAULT_OUT, *, stream=None, seed: int = 0) -> list[Path]:
     """Print the demo report and save its figures.
 
@@ -470,7 +368,7 @@ def run_demo(out=DEFAULT_OUT, *, stream=None, seed: int = 0) -> list[Path]:
     """
     compiling = _start_compiling()
     say = _Report(sys.stdout if stream is None else stream)
-    figures = _Figures(Path(out))
+    figures = Figures(Path(out))
     rng = np.random.default_rng(seed)
     title = f"tconv-sparse {ts.__version__} demo: transposed convolution made precise"
     say(f"{title}\n{'=' * len(title)}")
@@ -482,14 +380,14 @@ def run_demo(out=DEFAULT_OUT, *, stream=None, seed: int = 0) -> list[Path]:
     _shapes(say, figures)
     _matrix_example(say, figures)
     _finish_compiling(compiling)
-    _methods_agree(say, rng)
+    _methods_agree(say, figures, rng)
     _speed(say, figures)
     _deconvolution(say, figures, rng)
     say.section("6. Figures")
     if figures.plt is None:
         say("   skipped: matplotlib is not installed (pip install matplotlib)")
     else:
-        figures.save("overlap_maps.png", lambda: _overlap_figure(figures.plt))
+        figures.save("overlap_maps.png", lambda: overlap_figure(figures.plt))
         say(f"   {len(figures.written)} figures written to {figures.out.resolve()}:")
         for path in figures.written:
             say(f"     {path.name}")
