@@ -49,6 +49,13 @@ def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, pad
         ``(N, C_out, *out)`` or ``(C_out, *out)``, dtype
         ``np.result_type(x, weight)`` (integers promoted to float64).
 
+    Notes
+    -----
+    Non-finite values propagate as the stored entries of ``C`` propagate them,
+    whatever the method: a NaN or infinite weight tap reaches only the outputs
+    whose entry of ``C`` stores it (padding is never multiplied), a NaN in the
+    data only the outputs that read it.
+
     Examples
     --------
     The seed's first picture: a 4x4 input and a 3x3 kernel give a 2x2 output.
@@ -104,6 +111,13 @@ def conv_transpose(y, weight, bias=None, *, stride=1, padding=0, output_padding=
     -------
     numpy.ndarray
         ``(N, C_out_t, *out)`` or ``(C_out_t, *out)``.
+
+    Notes
+    -----
+    Non-finite values propagate as the stored entries of ``C`` propagate them,
+    whatever the method: a NaN or infinite weight tap reaches only the outputs
+    whose entry of ``C`` stores it (padding is never multiplied), a NaN in the
+    data only the outputs that read it.
 
     Examples
     --------
