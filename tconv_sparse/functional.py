@@ -114,10 +114,8 @@ def conv_transpose(y, weight, bias=None, *, stride=1, padding=0, output_padding=
 
     Notes
     -----
-    Non-finite values propagate as the stored entries of ``C`` propagate them,
-    whatever the method: a NaN or infinite weight tap reaches only the outputs
-    whose entry of ``C`` stores it (padding is never multiplied), a NaN in the
-    data only the outputs that read it.
+    Non-finite values propagate as the stored entries of ``C.T`` propagate
+    them, whatever the method (see :func:`conv`).
 
     Examples
     --------
