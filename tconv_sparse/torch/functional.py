@@ -1,51 +1,18 @@
-"""PyTorch bridge: differentiable ``conv`` and ``conv_transpose`` with every padding mode.
+"""The functions of :mod:`tconv_sparse.torch`: :func:`conv` and :func:`conv_transpose` on torch tensors.
 
-``import tconv_sparse.torch as tst`` (needs the ``torch`` extra:
-``pip install "tconv-sparse[torch]"``; ``import tconv_sparse`` never imports
-PyTorch). :func:`conv` and :func:`conv_transpose` take torch tensors and the
-arguments of :func:`tconv_sparse.conv` and :func:`tconv_sparse.conv_transpose`
-(rank 1-3, padding ints, per-axis tuples, per-side ``(lo, hi)`` pairs,
-``"valid"``/``"same"``/``"full"``, every ``padding_mode``), and the modules
-:class:`Conv1d` ... :class:`ConvTranspose3d` are ``torch.nn`` layers with
-``torch.nn``'s constructor arguments and parameters, so a ``state_dict`` loads
-both ways. PyTorch's own ``ConvTranspose`` layers support only zero padding
-(pytorch/pytorch#46027) and no ``"same"`` for a stride above 1 (#80301).
-
-How it is computed
-------------------
-Only torch operations are used, so autograd (double backward included), every
-device and ``torch.compile`` work. :class:`~tconv_sparse.Geometry` validates the
-arguments and derives every size and the per-side padding ``(lo, hi)``.
-
-* **forward**: pad, then an unpadded ``F.conv{d}d``. Zero padding passes its
-  symmetric part to the convolution and ``F.pad``-s the rest; the other modes
-  gather the padded tensor along each axis (``index_select``) through the
-  library's padding index map
-  (:func:`~tconv_sparse.core.index_maps.padding_index`: wrap, mirror, clamp).
-* **transposed**: the exact adjoint ``C.T = P.T S.T``: the unpadded
-  ``F.conv_transpose{d}d`` (``S.T``) onto the padded canvas, then the padding
-  map's transpose ``P.T`` folds the border back: a crop for zeros (PyTorch's
-  own ``padding``/``output_padding`` where they express it), and for the other
-  modes an ``index_add`` through the same index map (wrap-add, mirror-add,
-  edge-add). Keras ``"same"`` crops with ``hi < 0`` pad zeros instead.
+See the package's docstring for how they are computed.
 """
 
 from __future__ import annotations
 
-import functools
-
-try:
-    import torch
-    import torch.nn.functional as F
-except ImportError as error:  # pragma: no cover - the extra is not installed
-    raise ImportError("tconv_sparse.torch needs PyTorch: pip install 'tconv-sparse[torch]'") from error
+import torch
+import torch.nn.functional as F
 
 from tconv_sparse.core import validation as v
 from tconv_sparse.core.geometry import Geometry
 from tconv_sparse.core.index_maps import padding_index
 
-__all__ = ["conv", "conv_transpose", "Conv1d", "Conv2d", "Conv3d",
-           "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
+__all__ = ["conv", "conv_transpose"]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -345,141 +312,3 @@ def conv_transpose(y, weight, bias=None, *, stride=1, padding=0, output_padding=
     y, weight, bias = _cast(dtype, batched, y, weight, bias)
     result = _transposed(y, weight, bias, geometry)
     return result if batched else result[0]
-
-
-# ------------------------------------------------------------------ modules
-def _padding_attribute(padding, ndim):
-    """``padding`` as torch.nn stores it: a string, a tuple of ints, or of ``(lo, hi)`` pairs."""
-    parsed = v.parse_padding(padding, ndim)
-    if isinstance(parsed, str) or any(lo != hi for lo, hi in parsed):
-        return parsed
-    return tuple(lo for lo, _ in parsed)
-
-
-class _Conv:
-    """``torch.nn.Conv{d}d`` with this module's :func:`conv` as its forward."""
-
-    _ndim = 0
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode="zeros", device=None, dtype=None):
-        padding = _padding_attribute(padding, self._ndim)
-        padding_mode = v.parse_padding_mode(padding_mode)
-        super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, groups, bias,
-                         "zeros", device, dtype)
-        self.padding, self.padding_mode = padding, padding_mode
-
-    def forward(self, input):  # noqa: A002 - torch.nn's argument name
-        return conv(input, self.weight, self.bias, stride=self.stride, padding=self.padding,
-                    dilation=self.dilation, groups=self.groups, padding_mode=self.padding_mode)
-
-
-class _ConvTranspose:
-    """``torch.nn.ConvTranspose{d}d`` with this module's :func:`conv_transpose` as its forward."""
-
-    _ndim = 0
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=None,
-                 groups=1, bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
-        padding = _padding_attribute(padding, self._ndim)
-        output_padding = v.parse_optional_int_tuple("output_padding", output_padding, self._ndim, 0)
-        if output_padding is None and not isinstance(padding, str):
-            output_padding = (0,) * self._ndim
-        padding_mode = v.parse_padding_mode(padding_mode)
-        super().__init__(in_channels, out_channels, kernel_size, stride, 0, 0, groups, bias, dilation,
-                         "zeros", device, dtype)
-        self.padding, self.output_padding, self.padding_mode = padding, output_padding, padding_mode
-
-    def forward(self, input, output_size=None):  # noqa: A002 - torch.nn's argument name
-        """Apply the layer; ``output_size`` (spatial, or with the leading axes) picks the size."""
-        if output_size is not None:
-            output_size = list(output_size)
-            if len(output_size) not in (self._ndim, input.ndim):
-                raise ValueError(
-                    f"output_size must have {self._ndim} (spatial) or {input.ndim} entries, got "
-                    f"{output_size!r}"
-                )
-            output_size = output_size[-self._ndim:]
-        return conv_transpose(input, self.weight, self.bias, stride=self.stride, padding=self.padding,
-                              output_padding=None if output_size is not None else self.output_padding,
-                              output_size=output_size, dilation=self.dilation, groups=self.groups,
-                              padding_mode=self.padding_mode)
-
-    def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding!r}, output_padding={self.output_padding}, "
-                f"dilation={self.dilation}, groups={self.groups}, bias={self.bias is not None}, "
-                f"padding_mode={self.padding_mode!r}")
-
-
-_CONV_DOC = """``torch.nn.Conv{d}d`` with every padding and padding mode, {extra}
-
-    The constructor arguments, the parameters (``weight``, ``bias``) and their
-    initialisation are ``torch.nn.Conv{d}d``'s, so a ``state_dict`` loads both
-    ways; ``padding`` also takes per-side ``(lo, hi)`` pairs and ``"same"`` /
-    ``"full"`` for any stride, and every ``padding_mode`` works. The forward is
-    :func:`conv`.
-
-    Examples
-    --------
-    >>> import torch, tconv_sparse.torch as tst
-    >>> layer = tst.Conv{d}d(2, 4, 3, stride=2, padding="same", padding_mode="circular")
-    >>> layer(torch.randn(1, 2, {sizes})).shape
-    torch.Size([1, 4, {halves}])
-    """
-
-_CONV_TRANSPOSE_DOC = """``torch.nn.ConvTranspose{d}d`` with every padding mode and ``"same"``, {extra}
-
-    The constructor arguments, the parameters (``weight``, ``bias``) and their
-    initialisation are ``torch.nn.ConvTranspose{d}d``'s, so a ``state_dict``
-    loads both ways; ``padding_mode`` takes all four modes (the transpose of
-    the forward convolution's padding: the border is folded back), and
-    ``padding`` also takes per-side ``(lo, hi)`` pairs and ``"valid"`` /
-    ``"same"`` / ``"full"`` (Keras rule: ``"same"`` gives ``stride * n``).
-    ``output_padding`` defaults to ``None``: 0 for numeric padding, as in
-    PyTorch, and the Keras default for ``"valid"``/``"same"``. The forward is
-    :func:`conv_transpose` and accepts ``output_size`` as PyTorch's does.
-
-    Examples
-    --------
-    >>> import torch, tconv_sparse.torch as tst
-    >>> layer = tst.ConvTranspose{d}d(4, 2, 3, stride=2, padding="same", padding_mode="circular")
-    >>> layer(torch.randn(1, 4, {sizes})).shape
-    torch.Size([1, 2, {doubles}])
-    """
-
-
-def _doc(template, d):
-    sizes = ", ".join(["6"] * d)
-    return template.format(d=d, extra=f"{d} spatial axis." if d == 1 else f"{d} spatial axes.",
-                           sizes=sizes, halves=", ".join(["3"] * d), doubles=", ".join(["12"] * d))
-
-
-class Conv1d(_Conv, torch.nn.Conv1d):
-    __doc__ = _doc(_CONV_DOC, 1)
-    _ndim = 1
-
-
-class Conv2d(_Conv, torch.nn.Conv2d):
-    __doc__ = _doc(_CONV_DOC, 2)
-    _ndim = 2
-
-
-class Conv3d(_Conv, torch.nn.Conv3d):
-    __doc__ = _doc(_CONV_DOC, 3)
-    _ndim = 3
-
-
-class ConvTranspose1d(_ConvTranspose, torch.nn.ConvTranspose1d):
-    __doc__ = _doc(_CONV_TRANSPOSE_DOC, 1)
-    _ndim = 1
-
-
-class ConvTranspose2d(_ConvTranspose, torch.nn.ConvTranspose2d):
-    __doc__ = _doc(_CONV_TRANSPOSE_DOC, 2)
-    _ndim = 2
-
-
-class ConvTranspose3d(_ConvTranspose, torch.nn.ConvTranspose3d):
-    __doc__ = _doc(_CONV_TRANSPOSE_DOC, 3)
-    _ndim = 3
