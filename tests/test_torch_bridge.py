@@ -165,6 +165,20 @@ def test_complex_and_integer_dtypes():
     assert tst.conv(ones, ones[:, :, :3]).dtype == torch.float64
 
 
+def test_arguments_are_checked_on_every_call_not_only_the_first():
+    """The geometry cache keeps equal-but-invalid arguments (1.0, True) apart; lists work."""
+    y, weight = torch.ones(1, 2, 3), torch.ones(2, 1, 3)
+    expected = tst.conv_transpose(y, weight, stride=1, padding=1)
+    for stride in (1.0, True):
+        with pytest.raises(ValueError, match="stride"):
+            tst.conv_transpose(y, weight, stride=stride, padding=1)
+    torch.testing.assert_close(tst.conv_transpose(y, weight, stride=[1], padding=[1]), expected)
+    with pytest.raises(ValueError, match="y has 1 channels"):
+        tst.conv_transpose(y[:, :1], weight, stride=1, padding=1)
+    with pytest.raises(ValueError, match="bias"):
+        tst.conv_transpose(y, weight, torch.ones(2), stride=1, padding=1)
+
+
 # ------------------------------------------------------------------ gradients
 GRAD_CASES = [
     ("conv", (5,), (2, 2, 3), dict(stride=2, padding="same")),

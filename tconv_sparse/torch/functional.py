@@ -52,20 +52,59 @@ def _check_data(name, data, weight, bias):
 
 def _sizes(tensor):
     """The shape as ints (``torch.compile`` specialises symbolic sizes: one graph per shape)."""
-    return tuple(int(size) for size in tensor.shape)
+    return tuple(map(int, tensor.shape))
 
 
-def _check_bias(bias, channels):
-    if bias is not None and tuple(bias.shape) != (channels,):
+def _check_bias(bias_shape, channels):
+    if bias_shape is not None and bias_shape != (channels,):
         raise ValueError(
-            f"bias must have shape ({channels},) (one per output channel), got {tuple(bias.shape)}"
+            f"bias must have shape ({channels},) (one per output channel), got {bias_shape}"
         )
 
 
 def _cast(dtype, batched, data, weight, bias):
     """The tensors in the result dtype, the data batched (after every check)."""
     data = data if batched else data.unsqueeze(0)
-    return data.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype)
+    return tuple(t if t is None or t.dtype == dtype else t.to(dtype) for t in (data, weight, bias))
+
+
+def _validated(transposed, weight_shape, data_shape, bias_shape, options):
+    """The :class:`Geometry` of a call (channels and bias checked), and the zero-mode crop plan."""
+    if not transposed:
+        geometry = Geometry.forward(weight_shape, data_shape[1:], **options)
+        geometry.check_channels("x", data_shape[0])
+        _check_bias(bias_shape, geometry.out_channels)
+        return geometry, None
+    geometry = Geometry.transposed(weight_shape, data_shape[1:], **options)
+    geometry.check_channels("y", data_shape[0], transposed=True)
+    _check_bias(bias_shape, geometry.in_channels)
+    return geometry, _zeros_plan(geometry) if geometry.padding_mode == "zeros" else None
+
+
+#: validated geometries by call signature (:func:`_geometry`), oldest dropped first
+_GEOMETRIES: dict = {}
+_CACHE_SIZE = 256
+
+
+def _geometry(transposed, data, weight, bias, batched, **options):
+    """:func:`_validated` for the call, cached per shapes and arguments (not while compiling).
+
+    The arguments are checked once per geometry, so a training loop pays little
+    more than PyTorch's own call. The key holds the arguments' ``repr``, which
+    tells ``1``, ``1.0`` and ``True`` apart (equal as dictionary keys, not
+    equally valid) and takes lists and arrays.
+    """
+    shapes = (_sizes(weight), _sizes(data)[1 if batched else 0:], None if bias is None else _sizes(bias))
+    if torch.compiler.is_compiling():
+        return _validated(transposed, *shapes, options)
+    key = (transposed, *shapes, repr(tuple(options.values())))
+    found = _GEOMETRIES.get(key)
+    if found is None:
+        found = _validated(transposed, *shapes, options)
+        if len(_GEOMETRIES) >= _CACHE_SIZE:
+            _GEOMETRIES.pop(next(iter(_GEOMETRIES)), None)
+        _GEOMETRIES[key] = found
+    return found
 
 
 def _add_bias(result, bias):
@@ -178,11 +217,8 @@ def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, pad
               [9., 9., 9.]]]])
     """
     dtype, batched = _check_data("x", x, weight, bias)
-    geometry = Geometry.forward(_sizes(weight), _sizes(x)[2 if batched else 1:], stride=stride,
-                                padding=padding, dilation=dilation, groups=groups,
-                                padding_mode=padding_mode)
-    geometry.check_channels("x", int(x.shape[1 if batched else 0]))
-    _check_bias(bias, geometry.out_channels)
+    geometry, _ = _geometry(False, x, weight, bias, batched, stride=stride, padding=padding,
+                            dilation=dilation, groups=groups, padding_mode=padding_mode)
     x, weight, bias = _cast(dtype, batched, x, weight, bias)
     padded, native = _padded(x, geometry)
     result = _CONV[geometry.ndim](padded, weight, bias, stride=geometry.stride, padding=native,
@@ -243,12 +279,12 @@ def _fold(canvas, geometry):
     return canvas
 
 
-def _transposed(y, weight, bias, geometry):
-    """``C.T @ y`` (plus bias) for a batched ``y``."""
+def _transposed(y, weight, bias, geometry, plan):
+    """``C.T @ y`` (plus bias) for a batched ``y``; ``plan`` is :func:`_zeros_plan`'s, or ``None``."""
     transpose = _CONV_TRANSPOSE[geometry.ndim]
     options = dict(stride=geometry.stride, dilation=geometry.dilation, groups=geometry.groups)
-    if geometry.padding_mode == "zeros":
-        native, output_padding, rest = _zeros_plan(geometry)
+    if plan is not None:
+        native, output_padding, rest = plan
         if rest is None:
             return transpose(y, weight, bias, padding=native, output_padding=output_padding, **options)
         canvas = transpose(y, weight, None, padding=native, output_padding=output_padding, **options)
@@ -303,12 +339,9 @@ def conv_transpose(y, weight, bias=None, *, stride=1, padding=0, output_padding=
     torch.Size([1, 1, 8])
     """
     dtype, batched = _check_data("y", y, weight, bias)
-    geometry = Geometry.transposed(_sizes(weight), _sizes(y)[2 if batched else 1:], stride=stride,
-                                   padding=padding, output_padding=output_padding,
-                                   output_size=output_size, dilation=dilation, groups=groups,
-                                   padding_mode=padding_mode)
-    geometry.check_channels("y", int(y.shape[1 if batched else 0]), transposed=True)
-    _check_bias(bias, geometry.in_channels)
+    geometry, plan = _geometry(True, y, weight, bias, batched, stride=stride, padding=padding,
+                               output_padding=output_padding, output_size=output_size,
+                               dilation=dilation, groups=groups, padding_mode=padding_mode)
     y, weight, bias = _cast(dtype, batched, y, weight, bias)
-    result = _transposed(y, weight, bias, geometry)
+    result = _transposed(y, weight, bias, geometry, plan)
     return result if batched else result[0]
