@@ -137,6 +137,24 @@ def test_conv_transpose_equals_torch(index):
     torch.testing.assert_close(tst.conv_transpose(y[0], weight, bias, **kwargs), expected[0])
 
 
+def _aten_calls(function):
+    """The ATen operators ``function()`` runs, in order, without dtype look-ups."""
+    with torch.profiler.profile() as profile:
+        function()
+    return [event.name for event in profile.events()
+            if event.name.startswith("aten::") and event.name != "aten::promote_types"]
+
+
+@pytest.mark.parametrize("index", [i for i, case in enumerate(TRANSPOSE_CASES) if _torch_supports(case[2])])
+def test_zero_padding_runs_exactly_pytorch_s_operators(index):
+    """Where PyTorch supports the case, the bridge is PyTorch's own call: the same speed."""
+    y, weight, bias = _transpose_data(TRANSPOSE_CASES[index], index)
+    kwargs = TRANSPOSE_CASES[index][2]
+    torch_transpose = getattr(F, f"conv_transpose{weight.ndim - 2}d")
+    expected = _aten_calls(lambda: torch_transpose(y, weight, bias, **kwargs))
+    assert _aten_calls(lambda: tst.conv_transpose(y, weight, bias, **kwargs)) == expected
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("index", range(len(TRANSPOSE_CASES)))
 def test_adjoint_dot_test(index, mode):

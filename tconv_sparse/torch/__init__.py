@@ -19,15 +19,20 @@ arguments and derives every size and the per-side padding ``(lo, hi)``.
 
 * **forward**: pad, then an unpadded ``F.conv{d}d``. Zero padding passes its
   symmetric part to the convolution and ``F.pad``-s the rest; the other modes
-  gather the padded tensor along each axis (``index_select``) through the
-  library's padding index map
-  (:func:`~tconv_sparse.core.index_maps.padding_index`: wrap, mirror, clamp).
+  concatenate, along each axis, the input with the border runs of the library's
+  padding index map (:func:`~tconv_sparse.core.index_maps.padding_index`):
+  slices of the input, reversed for reflect, repeated for replicate.
 * **transposed**: the exact adjoint ``C.T = P.T S.T``: the unpadded
   ``F.conv_transpose{d}d`` (``S.T``) onto the padded canvas, then the padding
   map's transpose ``P.T`` folds the border back: a crop for zeros (PyTorch's
-  own ``padding``/``output_padding`` where they express it), and for the other
-  modes an ``index_add`` through the same index map (wrap-add, mirror-add,
-  edge-add). Keras ``"same"`` crops with ``hi < 0`` pad zeros instead.
+  own ``padding``/``output_padding`` where they express it, so that the call
+  is PyTorch's own), and for the other modes an in-place add of each border
+  run (consecutive, reversed or repeated positions of the same index map) onto
+  the samples it copied: wrap-add, mirror-add, edge-add. Keras ``"same"``
+  crops with ``hi < 0`` pad zeros instead.
+
+The geometry is validated once per call signature and cached (not while
+``torch.compile`` traces, when it becomes part of the graph's constants).
 """
 
 from __future__ import annotations
