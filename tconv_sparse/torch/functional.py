@@ -42,17 +42,19 @@ def _check_data(name, data, weight, bias):
             f"*spatial) dimensions for a weight with {spatial} spatial axes, got shape "
             f"{tuple(data.shape)}"
         )
-    dtype = torch.promote_types(data.dtype, weight.dtype)
-    if bias is not None:
+    dtype = data.dtype
+    if weight.dtype != dtype:
+        dtype = torch.promote_types(dtype, weight.dtype)
+    if bias is not None and bias.dtype != dtype:
         dtype = torch.promote_types(dtype, bias.dtype)
     if not (dtype.is_floating_point or dtype.is_complex):
         dtype = torch.float64
     return dtype, data.ndim == spatial + 2
 
 
-def _sizes(tensor):
+def _sizes(tensor, compiling):
     """The shape as ints (``torch.compile`` specialises symbolic sizes: one graph per shape)."""
-    return tuple(map(int, tensor.shape))
+    return tuple(map(int, tensor.shape)) if compiling else tuple(tensor.shape)
 
 
 def _check_bias(bias_shape, channels):
@@ -94,8 +96,10 @@ def _geometry(transposed, data, weight, bias, batched, **options):
     tells ``1``, ``1.0`` and ``True`` apart (equal as dictionary keys, not
     equally valid) and takes lists and arrays.
     """
-    shapes = (_sizes(weight), _sizes(data)[1 if batched else 0:], None if bias is None else _sizes(bias))
-    if torch.compiler.is_compiling():
+    compiling = torch.compiler.is_compiling()
+    shapes = (_sizes(weight, compiling), _sizes(data, compiling)[1 if batched else 0:],
+              None if bias is None else _sizes(bias, compiling))
+    if compiling:
         return _validated(transposed, *shapes, options)
     key = (transposed, *shapes, repr(tuple(options.values())))
     found = _GEOMETRIES.get(key)
