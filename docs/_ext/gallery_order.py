@@ -1,4 +1,4 @@
-"""The order of the gallery: from shapes to matrices, analyses, deconvolution and speed.
+"""The order of the gallery: from shapes to matrices, analyses, deconvolution, PyTorch and speed.
 
 sphinx-gallery imports :class:`GalleryOrder` by name (``within_subsection_order``)
 so that the configuration stays picklable.
@@ -16,6 +16,7 @@ ORDER = (
     "plot_checkerboard.py",
     "plot_spectra.py",
     "plot_deconvolution.py",
+    "plot_periodic_unet.py",
     "plot_benchmark.py",
 )
 

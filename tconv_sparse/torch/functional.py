@@ -1,51 +1,18 @@
-"""PyTorch bridge: differentiable ``conv`` and ``conv_transpose`` with every padding mode.
+"""The functions of :mod:`tconv_sparse.torch`: :func:`conv` and :func:`conv_transpose` on torch tensors.
 
-``import tconv_sparse.torch as tst`` (needs the ``torch`` extra:
-``pip install "tconv-sparse[torch]"``; ``import tconv_sparse`` never imports
-PyTorch). :func:`conv` and :func:`conv_transpose` take torch tensors and the
-arguments of :func:`tconv_sparse.conv` and :func:`tconv_sparse.conv_transpose`
-(rank 1-3, padding ints, per-axis tuples, per-side ``(lo, hi)`` pairs,
-``"valid"``/``"same"``/``"full"``, every ``padding_mode``), and the modules
-:class:`Conv1d` ... :class:`ConvTranspose3d` are ``torch.nn`` layers with
-``torch.nn``'s constructor arguments and parameters, so a ``state_dict`` loads
-both ways. PyTorch's own ``ConvTranspose`` layers support only zero padding
-(pytorch/pytorch#46027) and no ``"same"`` for a stride above 1 (#80301).
-
-How it is computed
-------------------
-Only torch operations are used, so autograd (double backward included), every
-device and ``torch.compile`` work. :class:`~tconv_sparse.Geometry` validates the
-arguments and derives every size and the per-side padding ``(lo, hi)``.
-
-* **forward**: pad, then an unpadded ``F.conv{d}d``. Zero padding passes its
-  symmetric part to the convolution and ``F.pad``-s the rest; the other modes
-  gather the padded tensor along each axis (``index_select``) through the
-  library's padding index map
-  (:func:`~tconv_sparse.core.index_maps.padding_index`: wrap, mirror, clamp).
-* **transposed**: the exact adjoint ``C.T = P.T S.T``: the unpadded
-  ``F.conv_transpose{d}d`` (``S.T``) onto the padded canvas, then the padding
-  map's transpose ``P.T`` folds the border back: a crop for zeros (PyTorch's
-  own ``padding``/``output_padding`` where they express it), and for the other
-  modes an ``index_add`` through the same index map (wrap-add, mirror-add,
-  edge-add). Keras ``"same"`` crops with ``hi < 0`` pad zeros instead.
+See the package's docstring for how they are computed.
 """
 
 from __future__ import annotations
 
-import functools
-
-try:
-    import torch
-    import torch.nn.functional as F
-except ImportError as error:  # pragma: no cover - the extra is not installed
-    raise ImportError("tconv_sparse.torch needs PyTorch: pip install 'tconv-sparse[torch]'") from error
+import torch
+import torch.nn.functional as F
 
 from tconv_sparse.core import validation as v
 from tconv_sparse.core.geometry import Geometry
 from tconv_sparse.core.index_maps import padding_index
 
-__all__ = ["conv", "conv_transpose", "Conv1d", "Conv2d", "Conv3d",
-           "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
+__all__ = ["conv", "conv_transpose"]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -75,30 +42,73 @@ def _check_data(name, data, weight, bias):
             f"*spatial) dimensions for a weight with {spatial} spatial axes, got shape "
             f"{tuple(data.shape)}"
         )
-    dtype = torch.promote_types(data.dtype, weight.dtype)
-    if bias is not None:
+    dtype = data.dtype
+    if weight.dtype != dtype:
+        dtype = torch.promote_types(dtype, weight.dtype)
+    if bias is not None and bias.dtype != dtype:
         dtype = torch.promote_types(dtype, bias.dtype)
     if not (dtype.is_floating_point or dtype.is_complex):
         dtype = torch.float64
     return dtype, data.ndim == spatial + 2
 
 
-def _sizes(tensor):
+def _sizes(tensor, compiling):
     """The shape as ints (``torch.compile`` specialises symbolic sizes: one graph per shape)."""
-    return tuple(int(size) for size in tensor.shape)
+    return tuple(map(int, tensor.shape)) if compiling else tuple(tensor.shape)
 
 
-def _check_bias(bias, channels):
-    if bias is not None and tuple(bias.shape) != (channels,):
+def _check_bias(bias_shape, channels):
+    if bias_shape is not None and bias_shape != (channels,):
         raise ValueError(
-            f"bias must have shape ({channels},) (one per output channel), got {tuple(bias.shape)}"
+            f"bias must have shape ({channels},) (one per output channel), got {bias_shape}"
         )
 
 
 def _cast(dtype, batched, data, weight, bias):
     """The tensors in the result dtype, the data batched (after every check)."""
     data = data if batched else data.unsqueeze(0)
-    return data.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype)
+    return tuple(t if t is None or t.dtype == dtype else t.to(dtype) for t in (data, weight, bias))
+
+
+def _validated(transposed, weight_shape, data_shape, bias_shape, options):
+    """The :class:`Geometry` of a call (channels and bias checked), and the zero-mode crop plan."""
+    if not transposed:
+        geometry = Geometry.forward(weight_shape, data_shape[1:], **options)
+        geometry.check_channels("x", data_shape[0])
+        _check_bias(bias_shape, geometry.out_channels)
+        return geometry, None
+    geometry = Geometry.transposed(weight_shape, data_shape[1:], **options)
+    geometry.check_channels("y", data_shape[0], transposed=True)
+    _check_bias(bias_shape, geometry.in_channels)
+    return geometry, _zeros_plan(geometry) if geometry.padding_mode == "zeros" else None
+
+
+#: validated geometries by call signature (:func:`_geometry`), oldest dropped first
+_GEOMETRIES: dict = {}
+_CACHE_SIZE = 256
+
+
+def _geometry(transposed, data, weight, bias, batched, **options):
+    """:func:`_validated` for the call, cached per shapes and arguments (not while compiling).
+
+    The arguments are checked once per geometry, so a training loop pays little
+    more than PyTorch's own call. The key holds the arguments' ``repr``, which
+    tells ``1``, ``1.0`` and ``True`` apart (equal as dictionary keys, not
+    equally valid) and takes lists and arrays.
+    """
+    compiling = torch.compiler.is_compiling()
+    shapes = (_sizes(weight, compiling), _sizes(data, compiling)[1 if batched else 0:],
+              None if bias is None else _sizes(bias, compiling))
+    if compiling:
+        return _validated(transposed, *shapes, options)
+    key = (transposed, *shapes, repr(tuple(options.values())))
+    found = _GEOMETRIES.get(key)
+    if found is None:
+        found = _validated(transposed, *shapes, options)
+        if len(_GEOMETRIES) >= _CACHE_SIZE:
+            _GEOMETRIES.pop(next(iter(_GEOMETRIES)), None)
+        _GEOMETRIES[key] = found
+    return found
 
 
 def _add_bias(result, bias):
@@ -211,11 +221,8 @@ def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, pad
               [9., 9., 9.]]]])
     """
     dtype, batched = _check_data("x", x, weight, bias)
-    geometry = Geometry.forward(_sizes(weight), _sizes(x)[2 if batched else 1:], stride=stride,
-                                padding=padding, dilation=dilation, groups=groups,
-                                padding_mode=padding_mode)
-    geometry.check_channels("x", int(x.shape[1 if batched else 0]))
-    _check_bias(bias, geometry.out_channels)
+    geometry, _ = _geometry(False, x, weight, bias, batched, stride=stride, padding=padding,
+                            dilation=dilation, groups=groups, padding_mode=padding_mode)
     x, weight, bias = _cast(dtype, batched, x, weight, bias)
     padded, native = _padded(x, geometry)
     result = _CONV[geometry.ndim](padded, weight, bias, stride=geometry.stride, padding=native,
@@ -276,12 +283,12 @@ def _fold(canvas, geometry):
     return canvas
 
 
-def _transposed(y, weight, bias, geometry):
-    """``C.T @ y`` (plus bias) for a batched ``y``."""
+def _transposed(y, weight, bias, geometry, plan):
+    """``C.T @ y`` (plus bias) for a batched ``y``; ``plan`` is :func:`_zeros_plan`'s, or ``None``."""
     transpose = _CONV_TRANSPOSE[geometry.ndim]
     options = dict(stride=geometry.stride, dilation=geometry.dilation, groups=geometry.groups)
-    if geometry.padding_mode == "zeros":
-        native, output_padding, rest = _zeros_plan(geometry)
+    if plan is not None:
+        native, output_padding, rest = plan
         if rest is None:
             return transpose(y, weight, bias, padding=native, output_padding=output_padding, **options)
         canvas = transpose(y, weight, None, padding=native, output_padding=output_padding, **options)
@@ -336,150 +343,9 @@ def conv_transpose(y, weight, bias=None, *, stride=1, padding=0, output_padding=
     torch.Size([1, 1, 8])
     """
     dtype, batched = _check_data("y", y, weight, bias)
-    geometry = Geometry.transposed(_sizes(weight), _sizes(y)[2 if batched else 1:], stride=stride,
-                                   padding=padding, output_padding=output_padding,
-                                   output_size=output_size, dilation=dilation, groups=groups,
-                                   padding_mode=padding_mode)
-    geometry.check_channels("y", int(y.shape[1 if batched else 0]), transposed=True)
-    _check_bias(bias, geometry.in_channels)
+    geometry, plan = _geometry(True, y, weight, bias, batched, stride=stride, padding=padding,
+                               output_padding=output_padding, output_size=output_size,
+                               dilation=dilation, groups=groups, padding_mode=padding_mode)
     y, weight, bias = _cast(dtype, batched, y, weight, bias)
-    result = _transposed(y, weight, bias, geometry)
+    result = _transposed(y, weight, bias, geometry, plan)
     return result if batched else result[0]
-
-
-# ------------------------------------------------------------------ modules
-def _padding_attribute(padding, ndim):
-    """``padding`` as torch.nn stores it: a string, a tuple of ints, or of ``(lo, hi)`` pairs."""
-    parsed = v.parse_padding(padding, ndim)
-    if isinstance(parsed, str) or any(lo != hi for lo, hi in parsed):
-        return parsed
-    return tuple(lo for lo, _ in parsed)
-
-
-class _Conv:
-    """``torch.nn.Conv{d}d`` with this module's :func:`conv` as its forward."""
-
-    _ndim = 0
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode="zeros", device=None, dtype=None):
-        padding = _padding_attribute(padding, self._ndim)
-        padding_mode = v.parse_padding_mode(padding_mode)
-        super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, groups, bias,
-                         "zeros", device, dtype)
-        self.padding, self.padding_mode = padding, padding_mode
-
-    def forward(self, input):  # noqa: A002 - torch.nn's argument name
-        return conv(input, self.weight, self.bias, stride=self.stride, padding=self.padding,
-                    dilation=self.dilation, groups=self.groups, padding_mode=self.padding_mode)
-
-
-class _ConvTranspose:
-    """``torch.nn.ConvTranspose{d}d`` with this module's :func:`conv_transpose` as its forward."""
-
-    _ndim = 0
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=None,
-                 groups=1, bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
-        padding = _padding_attribute(padding, self._ndim)
-        output_padding = v.parse_optional_int_tuple("output_padding", output_padding, self._ndim, 0)
-        if output_padding is None and not isinstance(padding, str):
-            output_padding = (0,) * self._ndim
-        padding_mode = v.parse_padding_mode(padding_mode)
-        super().__init__(in_channels, out_channels, kernel_size, stride, 0, 0, groups, bias, dilation,
-                         "zeros", device, dtype)
-        self.padding, self.output_padding, self.padding_mode = padding, output_padding, padding_mode
-
-    def forward(self, input, output_size=None):  # noqa: A002 - torch.nn's argument name
-        """Apply the layer; ``output_size`` (spatial, or with the leading axes) picks the size."""
-        if output_size is not None:
-            output_size = list(output_size)
-            if len(output_size) not in (self._ndim, input.ndim):
-                raise ValueError(
-                    f"output_size must have {self._ndim} (spatial) or {input.ndim} entries, got "
-                    f"{output_size!r}"
-                )
-            output_size = output_size[-self._ndim:]
-        return conv_transpose(input, self.weight, self.bias, stride=self.stride, padding=self.padding,
-                              output_padding=None if output_size is not None else self.output_padding,
-                              output_size=output_size, dilation=self.dilation, groups=self.groups,
-                              padding_mode=self.padding_mode)
-
-    def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding!r}, output_padding={self.output_padding}, "
-                f"dilation={self.dilation}, groups={self.groups}, bias={self.bias is not None}, "
-                f"padding_mode={self.padding_mode!r}")
-
-
-_CONV_DOC = """``torch.nn.Conv{d}d`` with every padding and padding mode, {extra}
-
-    The constructor arguments, the parameters (``weight``, ``bias``) and their
-    initialisation are ``torch.nn.Conv{d}d``'s, so a ``state_dict`` loads both
-    ways; ``padding`` also takes per-side ``(lo, hi)`` pairs and ``"same"`` /
-    ``"full"`` for any stride, and every ``padding_mode`` works. The forward is
-    :func:`conv`.
-
-    Examples
-    --------
-    >>> import torch, tconv_sparse.torch as tst
-    >>> layer = tst.Conv{d}d(2, 4, 3, stride=2, padding="same", padding_mode="circular")
-    >>> layer(torch.randn(1, 2, {sizes})).shape
-    torch.Size([1, 4, {halves}])
-    """
-
-_CONV_TRANSPOSE_DOC = """``torch.nn.ConvTranspose{d}d`` with every padding mode and ``"same"``, {extra}
-
-    The constructor arguments, the parameters (``weight``, ``bias``) and their
-    initialisation are ``torch.nn.ConvTranspose{d}d``'s, so a ``state_dict``
-    loads both ways; ``padding_mode`` takes all four modes (the transpose of
-    the forward convolution's padding: the border is folded back), and
-    ``padding`` also takes per-side ``(lo, hi)`` pairs and ``"valid"`` /
-    ``"same"`` / ``"full"`` (Keras rule: ``"same"`` gives ``stride * n``).
-    ``output_padding`` defaults to ``None``: 0 for numeric padding, as in
-    PyTorch, and the Keras default for ``"valid"``/``"same"``. The forward is
-    :func:`conv_transpose` and accepts ``output_size`` as PyTorch's does.
-
-    Examples
-    --------
-    >>> import torch, tconv_sparse.torch as tst
-    >>> layer = tst.ConvTranspose{d}d(4, 2, 3, stride=2, padding="same", padding_mode="circular")
-    >>> layer(torch.randn(1, 4, {sizes})).shape
-    torch.Size([1, 2, {doubles}])
-    """
-
-
-def _doc(template, d):
-    sizes = ", ".join(["6"] * d)
-    return template.format(d=d, extra=f"{d} spatial axis." if d == 1 else f"{d} spatial axes.",
-                           sizes=sizes, halves=", ".join(["3"] * d), doubles=", ".join(["12"] * d))
-
-
-class Conv1d(_Conv, torch.nn.Conv1d):
-    __doc__ = _doc(_CONV_DOC, 1)
-    _ndim = 1
-
-
-class Conv2d(_Conv, torch.nn.Conv2d):
-    __doc__ = _doc(_CONV_DOC, 2)
-    _ndim = 2
-
-
-class Conv3d(_Conv, torch.nn.Conv3d):
-    __doc__ = _doc(_CONV_DOC, 3)
-    _ndim = 3
-
-
-class ConvTranspose1d(_ConvTranspose, torch.nn.ConvTranspose1d):
-    __doc__ = _doc(_CONV_TRANSPOSE_DOC, 1)
-    _ndim = 1
-
-
-class ConvTranspose2d(_ConvTranspose, torch.nn.ConvTranspose2d):
-    __doc__ = _doc(_CONV_TRANSPOSE_DOC, 2)
-    _ndim = 2
-
-
-class ConvTranspose3d(_ConvTranspose, torch.nn.ConvTranspose3d):
-    __doc__ = _doc(_CONV_TRANSPOSE_DOC, 3)
-    _ndim = 3
