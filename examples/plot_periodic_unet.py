@@ -77,23 +77,28 @@ axis.legend()
 # -----------------------------------
 # On a torus, shifting the input by ``(a, b)`` coarse cells must shift the
 # output by ``(2a, 2b)`` fine cells. The circular block does so to float
-# rounding (in float64), everywhere; the zero-padded block breaks
-# it along every border, where its zeros stand in for the other side.
+# rounding (in float64), everywhere; the zero-padded block breaks it along
+# the borders of both the input and the rolled input, where its zeros stand
+# in for the other side of the torus.
 test = coarse[:1].double()
 shift = (5, 3)
-figure, axes = plt.subplots(1, 3, figsize=(11, 3.6), layout="constrained")
-axes[0].imshow(fine[0, 0], cmap="RdBu_r")
-axes[0].set_title("a target field (2N x 2N)")
-for axis, (mode, model) in zip(axes[1:], blocks.items()):
+errors = {}
+for mode, model in blocks.items():
     model = model.double()
     with torch.no_grad():
         rolled_input = model(torch.roll(test, shift, dims=(-2, -1)))
         rolled_output = torch.roll(model(test), (2 * shift[0], 2 * shift[1]), dims=(-2, -1))
-    error = (rolled_input - rolled_output).abs()[0, 0]
-    print(f"{mode:>8} padding: max |f(roll x) - roll f(x)| = {error.max().item():.1e}")
-    image = axis.imshow(error, cmap="magma")
-    axis.set_title(f'"{mode}": |f(roll x) - roll f(x)|, max {error.max().item():.1e}')
-    figure.colorbar(image, ax=axis, shrink=0.8)
+    errors[mode] = (rolled_input - rolled_output).abs()[0, 0]
+    print(f"{mode:>8} padding: max |f(roll x) - roll f(x)| = {errors[mode].max().item():.1e}")
+
+figure, axes = plt.subplots(1, 3, figsize=(11, 4.2), layout="constrained")
+axes[0].imshow(fine[0, 0], cmap="RdBu_r")
+axes[0].set_title("a target field (2N x 2N)")
+largest = max(error.max().item() for error in errors.values())
+for axis, (mode, error) in zip(axes[1:], errors.items()):
+    image = axis.imshow(error, cmap="magma", vmin=0.0, vmax=largest)
+    axis.set_title(f'"{mode}": |f(roll x) - roll f(x)|\nmax {error.max().item():.1e}')
 for axis in axes:
     axis.set_axis_off()
+figure.colorbar(image, ax=axes[1:], shrink=0.8)
 plt.show()

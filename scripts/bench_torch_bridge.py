@@ -5,7 +5,7 @@ For each case of :mod:`tconv_sparse.bench.torch_bridge` (the asv suite's
 and ``F.conv_transpose{1,2,3}d`` (and, for 2-D, ``tconv_sparse.torch.ConvTranspose2d``
 and ``torch.nn.ConvTranspose2d``) run forward, and forward + backward
 (``out.sum().backward()`` into the input, the weight and the bias), round-robin after a
-warm-up so that load from other processes hits all alike. Zero padding is PyTorch's only
+warm-up (in alternating order) so that load from other processes hits all alike. Zero padding is PyTorch's only
 mode: ``ratio`` is the bridge's median over PyTorch's (the issue's target is <= 1.3).
 ``circular`` (no PyTorch peer) is the bridge with ``padding_mode="circular"``, and
 ``circ/torch`` its ratio to PyTorch's zero-padded time. Prints a markdown table.
@@ -33,13 +33,17 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def _medians(calls, repeats, clock, warmup=2):
-    """Median seconds of each call, timed round-robin (one call of each per round)."""
+    """Median seconds of each call, timed round-robin (one call of each per round).
+
+    Odd rounds run the calls in reverse order, so that no contender always
+    follows the same one (the allocator's state after a call affects the next).
+    """
     for call in calls.values():
         for _ in range(warmup):
             call()
     times = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
+    for round_ in range(repeats):
+        for name, call in list(calls.items())[::-1 if round_ % 2 else 1]:
             start = clock()
             call()
             times[name].append(clock() - start)

@@ -5,6 +5,8 @@ See the package's docstring for how they are computed.
 
 from __future__ import annotations
 
+import collections
+
 import torch
 import torch.nn.functional as F
 
@@ -84,7 +86,7 @@ def _validated(transposed, weight_shape, data_shape, bias_shape, options):
 
 
 #: validated geometries by call signature (:func:`_geometry`), oldest dropped first
-_GEOMETRIES: dict = {}
+_GEOMETRIES: collections.OrderedDict = collections.OrderedDict()
 _CACHE_SIZE = 256
 
 
@@ -106,7 +108,7 @@ def _geometry(transposed, data, weight, bias, batched, **options):
     if found is None:
         found = _validated(transposed, *shapes, options)
         if len(_GEOMETRIES) >= _CACHE_SIZE:
-            _GEOMETRIES.pop(next(iter(_GEOMETRIES)), None)
+            _GEOMETRIES.popitem(last=False)  # one call: safe with other threads
         _GEOMETRIES[key] = found
     return found
 
