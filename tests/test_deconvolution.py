@@ -17,7 +17,8 @@ import scipy.sparse.linalg as spla
 from scipy.signal import convolve
 
 import tconv_sparse as ts
-import tconv_sparse.solvers.deconvolution as deconvolution
+import tconv_sparse.solvers.monitor as monitor
+import tconv_sparse.solvers.problem as problem
 
 skimage_restoration = pytest.importorskip("skimage.restoration")
 
@@ -325,7 +326,7 @@ def test_callback_and_progress(rng, capsys):
 
 def test_progress_bar_draws_residual():
     stream = io.StringIO()
-    bar = deconvolution._Progress("cg", 1, 10, stream)
+    bar = monitor.Progress("cg", 1, 10, stream)
     bar.update(0, 5, 0.125, force=True)
     bar.close()
     assert stream.getvalue() == "\rdeconvolve[cg] sample 1/1 |##########..........| 5/10 residual 1.250e-01\n"
@@ -352,6 +353,16 @@ def test_lsqr_and_lsmr_stop_when_the_condition_estimate_exceeds_1e8(rng, solver)
 def test_direct_refuses_a_singular_matrix():
     with pytest.raises(np.linalg.LinAlgError, match="singular.*damp > 0"):
         ts.deconvolve(np.ones((1, 7)), np.array([[[1.0, -1.0]]]), solver="direct")
+
+
+@pytest.mark.parametrize("solver", ("lsqr", "cg", "pdhg"))
+def test_zero_weight_returns_x0_converged(solver):
+    """``C = 0``: every ``g`` minimises ``||C g - h||``, so the solvers return ``x0`` (issue 14 item 5)."""
+    h = np.array([[1.0, -2.0, 3.0]])
+    result = ts.deconvolve(h, np.zeros((1, 1, 3)), padding=1, solver=solver, x0=np.full((1, 3), 0.5))
+    assert result.converged and result.iterations == 0
+    np.testing.assert_array_equal(result.x, np.full((1, 3), 0.5))
+    assert result.residuals[0] == pytest.approx(np.linalg.norm(h))
 
 
 @pytest.fixture
@@ -410,7 +421,7 @@ def test_bad_input_raises_before_any_work(monkeypatch, change, message):
     def no_work(*args, **kwargs):
         raise AssertionError("an operator was built before the input was validated")
 
-    monkeypatch.setattr(deconvolution, "ConvOperator", no_work)
+    monkeypatch.setattr(problem, "ConvOperator", no_work)
     arguments = {"h": H2, "weight": W2, "padding": 0, **change}
     if "input_shape" not in arguments:
         arguments["input_shape"] = None
