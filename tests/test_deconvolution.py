@@ -342,6 +342,20 @@ def test_ill_posed_without_damping_returns_within_maxiter(rng, solver):
     assert np.all(np.isfinite(result.x)) and len(result.residuals) == 41
 
 
+@pytest.mark.parametrize("solver", ("lsqr", "lsmr", "cg", "pdhg", "richardson_lucy"))
+def test_noise_std_stops_at_the_discrepancy_level(rng, solver):
+    """Early stopping (Morozov): the first iterate whose data misfit is within ``noise_std * sqrt(m)``."""
+    weight = gaussian(9, 2.0, 1)[None, None]
+    noise_std = 0.01
+    h = ts.conv(rng.uniform(0.5, 1, (1, 64)), weight, padding=4) + noise_std * rng.standard_normal((1, 64))
+    result = ts.deconvolve(h, weight, padding=4, solver=solver, noise_std=noise_std, maxiter=500)
+    level = noise_std * math.sqrt(64)
+    assert result.converged and 0 < result.iterations < 500
+    assert result.residuals[-1] <= level < result.residuals[-2]
+    misfit = np.linalg.norm(ts.conv_matrix(weight, (64,), padding=4) @ result.x.ravel() - h.ravel())
+    assert misfit == pytest.approx(result.residuals[-1], rel=1e-6)
+
+
 @pytest.mark.parametrize("solver", ("lsqr", "lsmr"))
 def test_lsqr_and_lsmr_stop_when_the_condition_estimate_exceeds_1e8(rng, solver):
     weight = gaussian(31, 5.0, 1)[None, None]   # on 40 samples: cond(C) = 1.3e11
@@ -388,6 +402,8 @@ BAD_INPUTS = [
     ({"damp": -0.1}, "damp must be >= 0 and finite, got -0.1"),
     ({"damp": math.nan}, "damp must be >= 0"),
     ({"damp": "0.1"}, "damp must be a real number"),
+    ({"noise_std": 0.0}, "noise_std must be > 0 and finite"),
+    ({"noise_std": math.inf}, "noise_std must be > 0 and finite"),
     ({"solver": "gmres"}, "solver must be one of .*'lsqr'.*got 'gmres'"),
     ({"regularizer": "l1"}, "regularizer must be one of .*'tv'.*got 'l1'"),
     ({"maxiter": 0}, "maxiter must be an int >= 1 or None, got 0"),

@@ -45,7 +45,7 @@ _SETUP = {"lsqr": least_squares.setup, "lsmr": least_squares.setup, "cg": least_
 
 
 def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, groups=1,
-               padding_mode="zeros", solver="lsqr", damp=0.0, regularizer=None, x0=None,
+               padding_mode="zeros", solver="lsqr", damp=0.0, noise_std=None, regularizer=None, x0=None,
                maxiter=None, tol=None, callback=None, progress=False):
     """Recover the input ``g`` of a convolution from its output ``h = conv(g, weight) (+ noise)``.
 
@@ -72,6 +72,13 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
         See Notes.
     damp : float
         Regularisation weight, ``>= 0``: the penalty is ``damp**2 * R(g)``.
+    noise_std : float, optional
+        Standard deviation of the noise in ``h``, ``> 0``. Every solver then
+        stops (``converged``) as soon as its residual (see
+        :attr:`DeconvolutionResult.residuals`) is at most ``noise_std *
+        sqrt(m)``, ``m`` the number of entries of one sample of ``h``: the
+        discrepancy principle (Morozov), fitting the data no closer than the
+        noise.
     regularizer : {None, "laplacian", "tv"}
         ``None``: ``R(g) = ||g||^2`` (Tikhonov). ``"laplacian"``:
         ``R(g) = ||grad g||^2 = <g, -Laplacian g>`` (smoothness; the normal
@@ -111,8 +118,8 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
     ------
     ValueError
         Before any work, for a bad argument: ``h`` or ``x0`` whose shape does
-        not match the geometry, negative or non-finite ``damp``, ``maxiter <
-        1``, ``tol`` outside ``[0, 1)``, an unknown solver or regulariser, a
+        not match the geometry, negative or non-finite ``damp``, ``noise_std``
+        not positive and finite, ``maxiter < 1``, ``tol`` outside ``[0, 1)``, an unknown solver or regulariser, a
         regulariser the solver cannot use, negative or complex data, kernel
         or ``x0`` with Richardson-Lucy, non-finite data. For ``"direct"``,
         before factorising, when ``C^H C`` or its factors would exceed the
@@ -227,14 +234,15 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
         raise v.ParameterTypeError(f"callback must be callable or None, got {callback!r}")
     if not isinstance(progress, (bool, np.bool_)):
         raise v.ParameterTypeError(f"progress must be True or False, got {progress!r}")
-    problem = parse_problem(h, weight, input_shape, conv_kwargs, solver, damp, regularizer, x0, maxiter, tol)
+    problem = parse_problem(h, weight, input_shape, conv_kwargs, solver, damp, regularizer, x0, maxiter, tol,
+                            noise_std)
     solve = _SETUP[problem.solver](problem)
     starts = default_x0(problem) if problem.x0 is None else problem.x0
     batch = problem.h.shape[0]
     bar = Progress(problem.solver, batch, problem.maxiter) if progress else None
     samples = []
     for sample in range(batch):
-        monitor = Monitor(sample, problem.sample_shape, callback, bar)
+        monitor = Monitor(sample, problem.sample_shape, callback, bar, problem.discrepancy)
         x, count, done = solve(problem.h[sample], starts[sample], monitor)
         monitor.finish()
         samples.append((x.reshape(problem.sample_shape), count, np.array(monitor.residuals), done))

@@ -95,8 +95,8 @@ def setup(problem: Problem):
         for iteration in range(problem.maxiter + 1):
             r, Rx = h - operator.matvec(x), R @ x
             gradient = operator.rmatvec(r) - damp2 * (R.T @ Rx)
-            monitor(iteration, x, math.sqrt(norm(r) ** 2 + damp2 * norm(Rx) ** 2))
-            if norm(gradient) <= target:
+            stop = monitor(iteration, x, math.sqrt(norm(r) ** 2 + damp2 * norm(Rx) ** 2))
+            if stop or norm(gradient) <= target:
                 return x, iteration, True
             if iteration < problem.maxiter:
                 x = x + lu.solve(gradient)

@@ -10,7 +10,8 @@ Each solver takes ``forward(x) = A x`` and ``adjoint(y) = A^H y``, which may
 return a buffer they overwrite at their next call (the solvers consume the
 result before calling again), updates its vectors in place, calls
 ``monitor(iteration, x, ||A x - b||)`` once for the start and after every
-iteration, and returns ``(x, iterations, converged)``. ``x`` is a new array:
+iteration, stops (converged) as soon as ``monitor`` returns true (the
+discrepancy level is reached), and returns ``(x, iterations, converged)``. ``x`` is a new array:
 the initial guess passed in is not modified.
 """
 
@@ -55,13 +56,12 @@ def _golub_kahan_start(forward, adjoint, b, x, monitor):
 
     Returns ``(||b||, u, beta, v, alpha)`` with ``beta u = b - A x`` and
     ``alpha v = A^H u``, or ``None`` when ``x`` already solves the problem
-    (``beta == 0`` or ``alpha == 0``).
+    (``beta == 0`` or ``alpha == 0``) or ``monitor`` stops at the start.
     """
     bnorm = norm(b)
     u = b - forward(x)
     beta = norm(u)
-    monitor(0, x, beta)
-    if beta == 0:
+    if monitor(0, x, beta) or beta == 0:
         return None
     u /= beta
     v = adjoint(u).copy()
@@ -109,9 +109,9 @@ def lsqr(forward, adjoint, b, x, maxiter, tol, monitor):
         ddnorm += (norm(w) / rho) ** 2
         w *= -theta / rho
         w += v
-        monitor(iteration, x, phibar)
         anorm = math.sqrt(anorm2)
-        if phibar <= tol * (bnorm + anorm * norm(x)) or alpha * abs(c) * phibar <= tol * anorm * phibar:
+        stop = monitor(iteration, x, phibar)
+        if stop or phibar <= tol * (bnorm + anorm * norm(x)) or alpha * abs(c) * phibar <= tol * anorm * phibar:
             return x, iteration, True
         if anorm * math.sqrt(ddnorm) >= CONLIM:
             return x, iteration, False
@@ -157,14 +157,14 @@ def lsmr(forward, adjoint, b, x, maxiter, tol, monitor):
         tautildeold = (zetaold - thetatildeold * tautildeold) / rhotildeold
         taud = (zeta - thetatilde * tautildeold) / rhodold
         normr = math.sqrt((betad - taud) ** 2 + betadd ** 2)
-        monitor(iteration, x, normr)
         norm_a = math.sqrt(norm_a2 + beta ** 2)
         norm_a2 += beta ** 2 + alpha ** 2
         maxrbar = max(maxrbar, rhobarold)
         if iteration > 1:
             minrbar = min(minrbar, rhobarold)
         cond_a = max(maxrbar, rhotemp) / min(minrbar, rhotemp)
-        if normr <= tol * (bnorm + norm_a * norm(x)) or abs(zetabar) <= tol * norm_a * normr:
+        stop = monitor(iteration, x, normr)
+        if stop or normr <= tol * (bnorm + norm_a * norm(x)) or abs(zetabar) <= tol * norm_a * normr:
             return x, iteration, True
         if cond_a >= CONLIM:
             return x, iteration, False
@@ -182,8 +182,7 @@ def cgls(forward, adjoint, b, x, maxiter, tol, monitor):
     s = adjoint(r)
     p, scratch = s.copy(), np.empty_like(x)
     gamma = norm(s) ** 2
-    monitor(0, x, norm(r))
-    if math.sqrt(gamma) <= target:
+    if monitor(0, x, norm(r)) or math.sqrt(gamma) <= target:
         return x, 0, True
     for iteration in range(1, maxiter + 1):
         q = forward(p)
@@ -192,8 +191,7 @@ def cgls(forward, adjoint, b, x, maxiter, tol, monitor):
         r -= step * q
         s = adjoint(r)
         gamma_new = norm(s) ** 2
-        monitor(iteration, x, norm(r))
-        if math.sqrt(gamma_new) <= target:
+        if monitor(iteration, x, norm(r)) or math.sqrt(gamma_new) <= target:
             return x, iteration, True
         p *= gamma_new / gamma
         p += s

@@ -2,8 +2,9 @@
 
 LSQR, LSMR and CGLS (:mod:`tconv_sparse.solvers.krylov`) iterate on the
 stacked system ``[C; damp R] g = [h; 0]``. :class:`Stacked` applies it with
-one output buffer per direction, reused at every iteration, and
-``damp * g`` itself for ``R = I``.
+one output buffer per direction, reused at every iteration, ``damp * g``
+itself for ``R = I``, and the operator's plan directly (its method chosen
+once, no per-product checks).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class Stacked:
     def __init__(self, operator, regularizer, damp: float):
         rows, n = operator.shape
         extra = 0 if damp == 0 else (n if regularizer is None else regularizer.shape[0])
-        self.rows, self.damp, self.operator = rows, damp, operator
+        self.rows, self.damp, self.plan = rows, damp, operator.plan
+        self.dims, self.dimsd = (1, *operator.dims), (1, *operator.dimsd)
         self.regularizer = regularizer
         self.regularizer_t = None if regularizer is None else regularizer.T.tocsr()
         self._data = np.empty(rows + extra, dtype=operator.dtype)
@@ -57,7 +59,7 @@ class Stacked:
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``A x`` (the returned buffer is overwritten by the next call)."""
         out = self._data
-        out[:self.rows] = self.operator.matvec(x)
+        out[:self.rows] = self.plan.apply(x.reshape(self.dims), False).reshape(-1)
         if len(out) > self.rows:
             if self.regularizer is None:
                 np.multiply(x, self.damp, out=out[self.rows:])
@@ -68,7 +70,7 @@ class Stacked:
     def adjoint(self, y: np.ndarray) -> np.ndarray:
         """``A^H y`` (the returned buffer is overwritten by the next call)."""
         out = self._model
-        out[:] = self.operator.rmatvec(y[:self.rows])
+        out[:] = self.plan.apply(y[:self.rows].reshape(self.dimsd), True, True).reshape(-1)
         if len(y) > self.rows:
             tail = y[self.rows:] if self.regularizer is None else self.regularizer_t @ y[self.rows:]
             np.multiply(tail, self.damp, out=self._scratch)

@@ -55,32 +55,39 @@ class Monitor:
     """Records one sample's residual history and feeds ``callback`` and the progress bar.
 
     Solvers call it as ``monitor(iteration, x, residual)`` once for the start
-    (iteration 0) and after every iteration; ``x`` is the flat iterate.
+    (iteration 0) and after every iteration; ``x`` is the flat iterate. It
+    returns whether the residual has reached ``target`` (the discrepancy
+    level ``noise_std * sqrt(m)`` of :func:`~tconv_sparse.deconvolve`; never
+    with ``target=None``), at which the solver stops.
 
     Examples
     --------
     >>> import numpy as np
     >>> from tconv_sparse.solvers.monitor import Monitor
     >>> seen = []
-    >>> monitor = Monitor(0, (1, 2), lambda k, x: seen.append((k, x.tolist())), None)
-    >>> monitor(0, np.zeros(2), 2.0); monitor(1, np.ones(2), 1.0)
+    >>> monitor = Monitor(0, (1, 2), lambda k, x: seen.append((k, x.tolist())), None, target=1.5)
+    >>> monitor(0, np.zeros(2), 2.0), monitor(1, np.ones(2), 1.0)
+    (False, True)
     >>> monitor.residuals, seen
     ([2.0, 1.0], [(1, [[1.0, 1.0]])])
     """
 
-    def __init__(self, sample: int, sample_shape, callback, progress: Progress | None):
+    def __init__(self, sample: int, sample_shape, callback, progress: Progress | None,
+                 target: float | None = None):
         self.sample, self.sample_shape = sample, sample_shape
         self.callback, self.progress = callback, progress
+        self.target = -1.0 if target is None else target
         self.residuals: list[float] = []
         self.iteration = 0
 
-    def __call__(self, iteration: int, x: np.ndarray, residual) -> None:
+    def __call__(self, iteration: int, x: np.ndarray, residual) -> bool:
         self.iteration = iteration
         self.residuals.append(float(residual))
         if self.callback is not None and iteration:
             self.callback(iteration, x.reshape(self.sample_shape).copy())
         if self.progress is not None:
             self.progress.update(self.sample, iteration, residual)
+        return residual <= self.target
 
     def finish(self) -> None:
         """Draw the sample's final state."""

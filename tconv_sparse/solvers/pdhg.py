@@ -57,8 +57,7 @@ def setup(problem: Problem):
 
     def solve(h, g, monitor):
         Cg, Rg = C.matvec(g), R @ g
-        monitor(0, g, residual(Cg, Rg, h))
-        if norm2 == 0:
+        if monitor(0, g, residual(Cg, Rg, h)) or norm2 == 0:
             return g, 0, True
         tau = sigma = 0.99 / math.sqrt(norm2)
         adapt = 0.5
@@ -77,8 +76,8 @@ def setup(problem: Problem):
                               norm((q - q_new) / sigma + R_bar - Rg_new))
             C_bar, R_bar = 2 * Cg_new - Cg, 2 * Rg_new - Rg
             g, Cg, Rg, p, q = g_new, Cg_new, Rg_new, p_new, q_new
-            monitor(iteration, g, residual(Cg, Rg, h))
-            if primal <= problem.tol * primal_scale and dual <= problem.tol * dual_scale:
+            stop = monitor(iteration, g, residual(Cg, Rg, h))
+            if stop or primal <= problem.tol * primal_scale and dual <= problem.tol * dual_scale:
                 return g, iteration, True
             if primal * dual_scale > 1.5 * dual * primal_scale:
                 tau, sigma, adapt = tau / (1 - adapt), sigma * (1 - adapt), adapt * 0.95

@@ -41,6 +41,7 @@ class Problem:
     maxiter: int
     tol: float
     batched: bool
+    noise_std: float | None = None
 
     @property
     def geometry(self) -> Geometry:
@@ -54,6 +55,11 @@ class Problem:
     def sample_shape(self) -> tuple:
         """``(C_in, *input_shape)``: the shape of one sample of ``x``."""
         return self.operator.dims
+
+    @property
+    def discrepancy(self) -> float | None:
+        """``noise_std * sqrt(m)`` (``m`` data entries per sample), where the solvers stop; or ``None``."""
+        return None if self.noise_std is None else self.noise_std * math.sqrt(self.operator.shape[0])
 
     @cached_property
     def column_sums(self) -> np.ndarray:
@@ -137,10 +143,12 @@ def _check_richardson_lucy(weight, h, x0) -> None:
 
 
 def parse_problem(h, weight, input_shape, conv_kwargs: dict, solver, damp, regularizer, x0, maxiter,
-                  tol) -> Problem:
+                  tol, noise_std=None) -> Problem:
     """Validate every argument of :func:`~tconv_sparse.deconvolve`, then build its one operator."""
     weight = v.as_weight(weight)
     solver, regularizer, damp, maxiter = _parse_options(solver, regularizer, damp, maxiter)
+    if noise_std is not None:
+        noise_std = v.parse_real("noise_std", noise_std, math.ulp(0.0), math.inf, "> 0 and finite (or None)")
     h, batched, geometry = _parse_geometry(h, weight, input_shape, conv_kwargs)
     dtype = v.result_dtype(h, weight)
     tol = _parse_tol(tol, dtype)
@@ -154,7 +162,7 @@ def parse_problem(h, weight, input_shape, conv_kwargs: dict, solver, damp, regul
     operator = ConvOperator(weight.astype(dtype), geometry.input_shape, **conv_kwargs)
     maxiter = maxiter or _DEFAULT_MAXITER.get(solver, 2 * geometry.input_size)
     return Problem(operator, conv_kwargs, h.reshape(batch, -1).astype(dtype), x0, solver, regularizer,
-                   damp, maxiter, tol, batched)
+                   damp, maxiter, tol, batched, noise_std)
 
 
 def default_x0(problem: Problem) -> np.ndarray:

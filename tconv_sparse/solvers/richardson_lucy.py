@@ -21,14 +21,15 @@ def setup(problem: Problem):
 
     def solve(h, x, monitor):
         Cx = C.matvec(x)
-        monitor(0, x, norm(Cx - h))
+        if monitor(0, x, norm(Cx - h)):
+            return x, 0, True
         for iteration in range(1, problem.maxiter + 1):
             ratio = np.divide(h, Cx, out=np.zeros_like(h), where=Cx > 0)
             update = np.divide(C.rmatvec(ratio), column_sums, out=np.ones_like(x), where=column_sums > 0)
             x_new = x * update
             Cx = C.matvec(x_new)
-            monitor(iteration, x_new, norm(Cx - h))
-            done = norm(x_new - x) <= problem.tol * norm(x_new)
+            stop = monitor(iteration, x_new, norm(Cx - h))
+            done = stop or norm(x_new - x) <= problem.tol * norm(x_new)
             x = x_new
             if done:
                 return x, iteration, True
