@@ -31,13 +31,14 @@ from __future__ import annotations
 import numpy as np
 
 from tconv_sparse.core import validation as v
-from tconv_sparse.solvers import direct, least_squares, pdhg, richardson_lucy
+from tconv_sparse.solvers import convergence, direct, least_squares, pdhg, richardson_lucy
+from tconv_sparse.solvers.convergence import ConvergenceWarning
 from tconv_sparse.solvers.monitor import Monitor, Progress
 from tconv_sparse.solvers.problem import SOLVERS, default_x0, parse_problem
 from tconv_sparse.solvers.regularizers import REGULARIZERS
 from tconv_sparse.solvers.result import DeconvolutionResult, collect
 
-__all__ = ["deconvolve", "DeconvolutionResult", "SOLVERS", "REGULARIZERS"]
+__all__ = ["deconvolve", "DeconvolutionResult", "ConvergenceWarning", "SOLVERS", "REGULARIZERS"]
 
 #: solver name -> set-up returning ``solve(h, x0, monitor) -> (x, iterations, converged)``
 _SETUP = {"lsqr": least_squares.setup, "lsmr": least_squares.setup, "cg": least_squares.setup,
@@ -92,9 +93,10 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
         shared by the batch). Default: zeros; for Richardson-Lucy the
         constant image whose blur has the total flux of ``h``.
     maxiter : int, optional
-        Iteration limit, ``>= 1``; never exceeded. Default: twice the number
-        of unknowns for ``"lsqr"``, ``"lsmr"`` and ``"cg"``, 5 for
-        ``"direct"`` (solves with the factorisation), 50 for
+        Iteration limit, ``>= 1``; never exceeded. Default: ``min(2 n,
+        1000)`` for ``n`` unknowns with ``"lsqr"``, ``"lsmr"`` and ``"cg"``
+        (SciPy's ``2 n``, capped: an ill-posed problem fits the noise long
+        before), 5 for ``"direct"`` (solves with the factorisation), 50 for
         ``"richardson_lucy"``, 1000 for ``"pdhg"``.
     tol : float, optional
         Stopping tolerance, ``0 <= tol < 1`` (0 runs ``maxiter`` iterations);
@@ -113,6 +115,16 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
         ``.x`` in the layout of ``h`` (batched or not), ``.iterations``,
         ``.residuals``, ``.converged`` and ``.solver``; see
         :class:`DeconvolutionResult`.
+
+    Warns
+    -----
+    ConvergenceWarning
+        When a sample stops without meeting its stopping test (``maxiter``
+        reached with ``tol > 0``, or LSQR/LSMR's condition estimate above
+        ``1e8``) or its residual history diverges; the message names the
+        argument to change (``damp``, ``damp="auto"``, ``noise_std``,
+        ``maxiter``). ``tol=0`` asks for exactly ``maxiter`` iterations and
+        does not warn when they are reached.
 
     Raises
     ------
@@ -219,11 +231,12 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
     >>> bool(np.abs(result.x - g).max() < 0.05)
     True
 
-    Richardson-Lucy keeps the estimate non-negative; ``callback`` sees every iterate:
+    Richardson-Lucy keeps the estimate non-negative; ``callback`` sees every
+    iterate (``tol=0``: exactly ``maxiter`` iterations, the regularisation):
 
     >>> history = []
     >>> result = ts.deconvolve(ts.conv(np.abs(g[0]), w, padding=1), w, padding=1,
-    ...                        solver="richardson_lucy", maxiter=20,
+    ...                        solver="richardson_lucy", maxiter=20, tol=0,
     ...                        callback=lambda k, x: history.append(float(x.min())))
     >>> result.iterations, len(result.residuals), min(history) >= 0
     (20, 21, True)
@@ -248,4 +261,5 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
         samples.append((x.reshape(problem.sample_shape), count, np.array(monitor.residuals), done))
     if bar is not None:
         bar.close()
+    convergence.check(problem.solver, problem.maxiter, problem.tol, samples)
     return collect(samples, problem.batched, problem.solver)

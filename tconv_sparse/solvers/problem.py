@@ -17,14 +17,13 @@ import numpy as np
 from tconv_sparse.core import validation as v
 from tconv_sparse.core.geometry import Geometry, conv_transpose_output_shape
 from tconv_sparse.operator import ConvOperator
+from tconv_sparse.solvers.convergence import default_maxiter
 from tconv_sparse.solvers.regularizers import REGULARIZERS
 
 __all__ = ["SOLVERS", "Problem", "parse_problem", "default_x0"]
 
 #: every ``solver`` value
 SOLVERS = ("lsqr", "lsmr", "cg", "direct", "richardson_lucy", "pdhg")
-#: default ``maxiter`` of the non-Krylov solvers; the Krylov ones use twice the unknowns
-_DEFAULT_MAXITER = {"direct": 5, "richardson_lucy": 50, "pdhg": 1000}
 
 
 @dataclass(frozen=True)
@@ -160,7 +159,7 @@ def parse_problem(h, weight, input_shape, conv_kwargs: dict, solver, damp, regul
     if solver == "richardson_lucy":
         _check_richardson_lucy(weight, h, x0)
     operator = ConvOperator(weight.astype(dtype), geometry.input_shape, **conv_kwargs)
-    maxiter = maxiter or _DEFAULT_MAXITER.get(solver, 2 * geometry.input_size)
+    maxiter = maxiter or default_maxiter(solver, geometry.input_size)
     return Problem(operator, conv_kwargs, h.reshape(batch, -1).astype(dtype), x0, solver, regularizer,
                    damp, maxiter, tol, batched, noise_std)
 
