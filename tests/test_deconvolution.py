@@ -216,6 +216,31 @@ def test_richardson_lucy_stays_nonnegative_on_noisy_data(rng):
     assert min(minima) >= 0 and result.x.min() >= 0 and len(minima) == 30
 
 
+def test_richardson_lucy_reads_round_off_negatives_as_zeros(rng):
+    """FFT round-off (-3.6e-16 on data of order 1) is accepted and read as 0, in h and in the weight."""
+    weight = gaussian(5, 1.0)[None, None]
+    h = ts.conv(rng.uniform(0, 1, (1, 12, 12)), weight, padding=2)
+    h[0, 0, :3] = -3.6e-16
+    noisy_weight = weight.copy()
+    noisy_weight[0, 0, 0, 0] = -1e-18
+    result = ts.deconvolve(h, noisy_weight, padding=2, solver="richardson_lucy", maxiter=5, tol=0)
+    expected = ts.deconvolve(np.maximum(h, 0), np.maximum(noisy_weight, 0), padding=2, solver="richardson_lucy",
+                             maxiter=5, tol=0)
+    np.testing.assert_array_equal(result.x, expected.x)
+
+
+def test_richardson_lucy_clip_sets_negative_data_to_zero(rng):
+    weight = gaussian(5, 1.0)[None, None]
+    h = ts.conv(rng.uniform(0, 0.1, (1, 12, 12)), weight, padding=2) + 0.05 * rng.standard_normal((1, 12, 12))
+    assert h.min() < -0.01   # dim, noisy counts after background subtraction
+    with pytest.raises(ValueError, match="needs h real and >= 0.*clip=True"):
+        ts.deconvolve(h, weight, padding=2, solver="richardson_lucy")
+    clipped = ts.deconvolve(h, weight, padding=2, solver="richardson_lucy", maxiter=5, tol=0, clip=True)
+    expected = ts.deconvolve(np.maximum(h, 0), weight, padding=2, solver="richardson_lucy", maxiter=5, tol=0)
+    np.testing.assert_array_equal(clipped.x, expected.x)
+    assert clipped.x.min() >= 0
+
+
 # ----------------------------------------------------------------- TV
 def test_tv_equals_scikit_image_denoising(rng):
     """With ``C = I``, ``||g - f||^2 + damp^2 TV(g)`` is Chambolle's ROF problem with weight ``damp^2 / 2``."""
@@ -449,6 +474,9 @@ BAD_INPUTS = [
     ({"weight": -W2, "solver": "richardson_lucy"}, "needs weight real and >= 0"),
     ({"weight": 0 * W2, "solver": "richardson_lucy"}, "positive entry"),
     ({"x0": -np.ones((1, 6, 6)), "solver": "richardson_lucy"}, "needs x0 real and >= 0"),
+    ({"h": -1e-3 * H2, "solver": "richardson_lucy"}, "needs h real and >= 0.*16 entries below.*clip=True"),
+    ({"h": H2, "clip": True}, "clip=True .*richardson_lucy.* only, got solver='lsqr'"),
+    ({"h": H2, "clip": 1, "solver": "richardson_lucy"}, "clip must be True or False"),
     ({"h": H2 + 0j, "solver": "richardson_lucy"}, "needs h real"),
     ({"h": np.ones((4, 4))}, "h must have 3 .* or 4 .* dimensions"),
     ({"h": np.ones((2, 4, 4))}, "h has 2 channels but the weight .* produces C_out = .* 1"),

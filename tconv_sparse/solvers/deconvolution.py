@@ -47,7 +47,7 @@ _SETUP = {"lsqr": least_squares.setup, "lsmr": least_squares.setup, "cg": least_
 
 def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, groups=1,
                padding_mode="zeros", solver="lsqr", damp=0.0, noise_std=None, regularizer=None, x0=None,
-               maxiter=None, tol=None, callback=None, progress=False):
+               maxiter=None, tol=None, clip=False, callback=None, progress=False):
     """Recover the input ``g`` of a convolution from its output ``h = conv(g, weight) (+ noise)``.
 
     Solves ``min_g ||C g - h||^2 + damp^2 R(g)`` (or, for Richardson-Lucy,
@@ -102,6 +102,15 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
         Stopping tolerance, ``0 <= tol < 1`` (0 runs ``maxiter`` iterations);
         default 1.5e-8 for float64 and complex128, 1.2e-6 (``10 eps``) for
         float32 and complex64. See Notes.
+    clip : bool
+        ``solver="richardson_lucy"`` only: set the negative entries of ``h``
+        (and ``x0``) to 0 before solving, for noisy or
+        background-subtracted counts. Without it, negative entries are
+        refused unless they are round-off (at least ``-100 eps max|h|``,
+        e.g. ``-3.6e-16`` from an FFT), which are read as 0; the same holds
+        for the weight, which is never clipped. (scikit-image's
+        ``richardson_lucy(..., clip=True)`` clips its *estimate* to
+        ``[-1, 1]`` instead.)
     callback : callable, optional
         ``callback(iteration, x)`` after every iteration, with ``x`` a copy
         of the current estimate of the sample being solved,
@@ -131,9 +140,12 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
     ValueError
         Before any work, for a bad argument: ``h`` or ``x0`` whose shape does
         not match the geometry, negative or non-finite ``damp``, ``noise_std``
-        not positive and finite, ``maxiter < 1``, ``tol`` outside ``[0, 1)``, an unknown solver or regulariser, a
-        regulariser the solver cannot use, negative or complex data, kernel
-        or ``x0`` with Richardson-Lucy, non-finite data. For ``"direct"``,
+        not positive and finite, ``maxiter < 1``, ``tol`` outside ``[0, 1)``,
+        an unknown solver or regulariser, a regulariser the solver cannot
+        use, ``clip=True`` with another solver than Richardson-Lucy, complex
+        data, kernel or ``x0``, or negative ones beyond round-off (the
+        message says what to do), with Richardson-Lucy, non-finite data.
+        For ``"direct"``,
         before factorising, when ``C^H C`` or its factors would exceed the
         memory limit (:func:`~tconv_sparse.set_max_bytes`); the message
         states the estimated size.
@@ -248,7 +260,7 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
     if not isinstance(progress, (bool, np.bool_)):
         raise v.ParameterTypeError(f"progress must be True or False, got {progress!r}")
     problem = parse_problem(h, weight, input_shape, conv_kwargs, solver, damp, regularizer, x0, maxiter, tol,
-                            noise_std)
+                            noise_std, clip)
     solve = _SETUP[problem.solver](problem)
     starts = default_x0(problem) if problem.x0 is None else problem.x0
     batch = problem.h.shape[0]

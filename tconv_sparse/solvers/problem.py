@@ -71,10 +71,29 @@ def _check_finite(name: str, array: np.ndarray) -> None:
         raise ValueError(f"{name} must be finite, got {np.count_nonzero(~np.isfinite(array))} NaN or inf entries")
 
 
-def _check_nonnegative(name: str, array: np.ndarray) -> None:
-    if np.iscomplexobj(array) or np.any(array < 0):
-        raise ValueError(f"solver='richardson_lucy' needs {name} real and >= 0 (Poisson model), got "
-                         f"dtype {array.dtype} with minimum {np.min(array.real)}")
+#: Richardson-Lucy reads entries down to ``-ROUNDOFF * eps * max|array|`` as zeros (FFT round-off)
+ROUNDOFF = 100
+_ADVICE = {"weight": "use a non-negative PSF, e.g. np.clip(weight, 0, None)",
+           "h": "pass clip=True to set the negative data to 0 (noisy or background-subtracted counts), or use "
+                "a least-squares solver such as solver='lsqr'",
+           "x0": "pass clip=True to set its negative entries to 0, or start from np.clip(x0, 0, None)"}
+
+
+def _nonnegative(name: str, array: np.ndarray, clip: bool) -> np.ndarray:
+    """``array`` with its negative entries set to 0 if they are round-off (or ``clip`` allows it)."""
+    if np.iscomplexobj(array):
+        raise ValueError(f"solver='richardson_lucy' needs {name} real and >= 0 (Poisson model), got dtype "
+                         f"{array.dtype}")
+    lowest = np.min(array, initial=0)
+    if lowest >= 0:
+        return array
+    allowance = ROUNDOFF * np.finfo(v.result_dtype(array)).eps * np.max(np.abs(array))
+    if lowest < -allowance and not (clip and name != "weight"):
+        raise ValueError(
+            f"solver='richardson_lucy' needs {name} real and >= 0 (Poisson model), got minimum {lowest:.3g} "
+            f"({np.count_nonzero(array < -allowance)} entries below -{allowance:.2g}, the round-off allowance "
+            f"of {ROUNDOFF} eps * max|{name}|); {_ADVICE[name]}")
+    return np.maximum(array, 0)
 
 
 def _parse_options(solver, regularizer, damp, maxiter):
@@ -133,19 +152,26 @@ def _parse_tol(tol, dtype) -> float:
     return v.parse_real("tol", tol, 0.0, 1.0, "in the range 0 <= tol < 1")
 
 
-def _check_richardson_lucy(weight, h, x0) -> None:
-    for name, array in (("weight", weight), ("h", h), ("x0", x0)):
-        if array is not None:
-            _check_nonnegative(name, array)
+def _richardson_lucy_inputs(weight, h, x0, clip: bool):
+    """``weight``, ``h`` and ``x0`` checked non-negative, round-off (and, with ``clip``, data) set to 0."""
+    weight, h = _nonnegative("weight", weight, False), _nonnegative("h", h, clip)
+    if x0 is not None:
+        x0 = _nonnegative("x0", x0, clip)
     if not np.any(weight > 0):
         raise ValueError("solver='richardson_lucy' needs a weight with a positive entry, got all zeros")
+    return weight, h, x0
 
 
 def parse_problem(h, weight, input_shape, conv_kwargs: dict, solver, damp, regularizer, x0, maxiter,
-                  tol, noise_std=None) -> Problem:
+                  tol, noise_std=None, clip=False) -> Problem:
     """Validate every argument of :func:`~tconv_sparse.deconvolve`, then build its one operator."""
     weight = v.as_weight(weight)
     solver, regularizer, damp, maxiter = _parse_options(solver, regularizer, damp, maxiter)
+    if not isinstance(clip, (bool, np.bool_)):
+        raise v.ParameterTypeError(f"clip must be True or False, got {clip!r}")
+    if clip and solver != "richardson_lucy":
+        raise ValueError(f"clip=True sets negative data to 0 for solver='richardson_lucy' (Poisson model) only, "
+                         f"got solver={solver!r}")
     if noise_std is not None:
         noise_std = v.parse_real("noise_std", noise_std, math.ulp(0.0), math.inf, "> 0 and finite (or None)")
     h, batched, geometry = _parse_geometry(h, weight, input_shape, conv_kwargs)
@@ -157,7 +183,7 @@ def parse_problem(h, weight, input_shape, conv_kwargs: dict, solver, damp, regul
     if x0 is not None:
         x0 = _parse_x0(x0, (geometry.in_channels, *geometry.input_shape), batch, geometry.ndim, dtype)
     if solver == "richardson_lucy":
-        _check_richardson_lucy(weight, h, x0)
+        weight, h, x0 = _richardson_lucy_inputs(weight, h, x0, clip)
     operator = ConvOperator(weight.astype(dtype), geometry.input_shape, **conv_kwargs)
     maxiter = maxiter or default_maxiter(solver, geometry.input_size)
     return Problem(operator, conv_kwargs, h.reshape(batch, -1).astype(dtype), x0, solver, regularizer,
