@@ -14,7 +14,7 @@ round, so all of them see the same machine load; each row is the median over
 rounds of a median over repeats after a warm-up. On a busy machine compare
 the ratios to PyTorch's row, measured in the same process::
 
-    python scripts/bench_lsqr.py --baseline /tmp/base --rounds 3 --repeats 5
+    python scripts/bench_lsqr.py --baseline /tmp/base --rounds 3 --repeats 5 [--threads 1]
 """
 
 from __future__ import annotations
@@ -75,6 +75,8 @@ def rows(repeats: int) -> dict:
     except ImportError:
         pass
     else:
+        if "OMP_NUM_THREADS" in os.environ:
+            torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
         x, weight = torch.from_numpy(h[None]), torch.from_numpy(w)
 
         def products():
@@ -84,12 +86,15 @@ def rows(repeats: int) -> dict:
 
         timings["torch 200 x (conv2d, conv_transpose2d)"] = products
     result = {name: _median_seconds(function, repeats) for name, function in timings.items()}
-    result["methods"] = f"{op.method_forward}/{op.method_transpose}"
+    result["methods"] = f"{op.method_forward}/{op.method_transpose} from {os.path.dirname(ts.__file__)}"
     return result
 
 
-def _worker(checkout: str, repeats: int) -> dict:
+def _worker(checkout: str, repeats: int, threads: int | None) -> dict:
     environment = {**os.environ, "PYTHONPATH": checkout}
+    if threads is not None:
+        environment.update({name: str(threads) for name in (
+            "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
     output = subprocess.run([sys.executable, __file__, "--worker", "--repeats", str(repeats)], env=environment,
                             check=True, capture_output=True, text=True).stdout
     return json.loads(output.splitlines()[-1])
@@ -101,6 +106,8 @@ def main(argv=None) -> None:
                         help="another checkout to time in the same run (repeatable)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads of Numba, BLAS and PyTorch in the workers (default: theirs)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -111,9 +118,9 @@ def main(argv=None) -> None:
     runs = {checkout: [] for checkout in checkouts}
     for _ in range(args.rounds):
         for checkout in checkouts:
-            runs[checkout].append(_worker(checkout, args.repeats))
-    print(f"# load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; medians of {args.rounds} rounds "
-          f"x {args.repeats} repeats; ratio = row / torch row of the same process")
+            runs[checkout].append(_worker(checkout, args.repeats, args.threads))
+    print(f"# load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores, threads {args.threads or 'default'}; "
+          f"medians of {args.rounds} rounds x {args.repeats} repeats; ratio = row / torch row of the same process")
     for checkout, results in runs.items():
         print(f"\n{checkout}  (methods {results[0]['methods']})")
         for name in (key for key in results[0] if key != "methods"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -352,7 +353,16 @@ def test_callback_and_progress(rng, capsys):
     assert "deconvolve[lsqr] sample 2/2" in err and "residual" in err and err.endswith("\n")
 
 
-def test_progress_bar_draws_residual():
+def test_progress_through_tqdm(rng, capsys):
+    pytest.importorskip("tqdm")
+    weight = dominant_kernel(rng, 1, 1, (3, 3))
+    ts.deconvolve(rng.standard_normal((2, 1, 5, 5)), weight, padding=1, progress=True)
+    err = capsys.readouterr().err
+    assert "deconvolve[lsqr] sample 2/2" in err and "it/s" in err and "residual " in err
+
+
+def test_progress_bar_draws_residual(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # the plain bar, drawn when tqdm is not installed
     stream = io.StringIO()
     bar = monitor.Progress("cg", 1, 10, stream)
     bar.update(0, 5, 0.125, force=True)
