@@ -78,7 +78,7 @@ class Progress:
             self._tqdm.write(text, file=self.stream)
 
     def step(self, done: int, status: str | None = None, force: bool = False) -> None:
-        """``done`` steps are finished; ``status`` is shown after the bar."""
+        """``done`` steps are finished; ``status`` is shown after the bar; ``force`` redraws now."""
         self.done = done
         if status is not None:
             self.status = status
@@ -86,6 +86,8 @@ class Progress:
             if status is not None:
                 self.bar.set_postfix_str(status, refresh=False)
             self.bar.update(done - self.bar.n)
+            if force:
+                self.bar.refresh()
         elif self.shown:
             self._draw(force)
 
