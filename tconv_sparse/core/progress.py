@@ -11,7 +11,7 @@ import math
 import sys
 import time
 
-__all__ = ["Progress", "REDRAW_SECONDS"]
+__all__ = ["Progress", "REDRAW_SECONDS", "note"]
 
 #: seconds between two redraws of the plain-text bar
 REDRAW_SECONDS = 0.1
@@ -23,6 +23,27 @@ def _tqdm():
     except ImportError:
         return None
     return tqdm
+
+
+def note(text: str, stream=None) -> None:
+    """Print one line on ``stream`` (default stderr), through ``tqdm.write`` when tqdm is installed
+    so that it does not break a bar being drawn.
+
+    Examples
+    --------
+    >>> import io
+    >>> from tconv_sparse.core.progress import note
+    >>> stream = io.StringIO()
+    >>> note("an estimated 55 s", stream)
+    >>> stream.getvalue()
+    'an estimated 55 s\\n'
+    """
+    stream = sys.stderr if stream is None else stream
+    tqdm = _tqdm()
+    if tqdm is None:
+        print(text, file=stream, flush=True)
+    else:
+        tqdm.write(text, file=stream)
 
 
 class Progress:
@@ -72,10 +93,7 @@ class Progress:
 
     def line(self, text: str) -> None:
         """Print one line above the bar."""
-        if self._tqdm is None:
-            print(text, file=self.stream, flush=True)
-        else:
-            self._tqdm.write(text, file=self.stream)
+        note(text, self.stream)
 
     def step(self, done: int, status: str | None = None, force: bool = False) -> None:
         """``done`` steps are finished; ``status`` is shown after the bar; ``force`` redraws now."""
