@@ -24,6 +24,8 @@ _DEFAULT_MAXITER = {"direct": 5, "richardson_lucy": 50, "pdhg": 1000}
 #: a history diverges when its last residual exceeds this multiple of its smallest one
 _GROWTH = 2.0
 _REGULARISE = "regularise with damp > 0 (or damp='auto'), or give noise_std= to stop at the noise level"
+_RICHARDSON_LUCY = ("or give noise_std= to stop at the noise level, or tol=0 to run exactly maxiter iterations "
+                    "(Richardson-Lucy is regularised by its iteration count)")
 
 
 class ConvergenceWarning(UserWarning):
@@ -78,9 +80,11 @@ def _message(solver: str, maxiter: int, tol: float, iterations: int, residuals: 
                 f"condition number exceeded 1e8, the problem is ill-posed; {_REGULARISE}")
     if tol == 0:
         return None
+    advice = (_RICHARDSON_LUCY if solver == "richardson_lucy" else
+              f"or, if the problem is ill-posed (a blur without damping never converges, its iterates fit "
+              f"the noise), {_REGULARISE}")
     return (f"{call} reached maxiter={maxiter} without meeting tol={tol:.2g} (residual {residuals[-1]:.3e}, "
-            f"from {residuals[0]:.3e}): raise maxiter, or, if the problem is ill-posed (a blur without "
-            f"damping never converges, its iterates fit the noise), {_REGULARISE}")
+            f"from {residuals[0]:.3e}): raise maxiter, {advice}")
 
 
 def check(solver: str, maxiter: int, tol: float, samples: list, stacklevel: int = 3) -> None:
