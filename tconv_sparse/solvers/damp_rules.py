@@ -58,7 +58,7 @@ __all__ = ["choose_damp", "DampChoice", "DAMP_RULES"]
 
 #: every ``damp_rule`` value
 DAMP_RULES = ("gcv", "discrepancy", "lcurve")
-_GRID_DECADES, _GRID_PER_DECADE = 7, 16
+_GRID_PER_DECADE = 16
 
 
 @dataclass(frozen=True)
@@ -113,12 +113,14 @@ class _Spectrum:
     def solution2(self, damp: float) -> float:
         return float(np.sum((self.sigma * self.beta / (self.sigma ** 2 + damp ** 2)) ** 2))
 
-    def trace(self, damp: float) -> float:
-        s2 = self.trace_sigma ** 2
-        return float(np.sum(self.trace_weight * s2 / (s2 + damp ** 2)))
+    def free(self, damp: float) -> float:
+        """``m - trace(influence matrix)``, summed without cancellation."""
+        filtered = damp ** 2 / (self.trace_sigma ** 2 + damp ** 2)
+        return float(self.m - np.sum(self.trace_weight) + np.sum(self.trace_weight * filtered))
 
     def gcv(self, damp: float) -> float:
-        return self.residual2(damp) / max(self.m - self.trace(damp), 1e-9 * self.m) ** 2
+        free = self.free(damp)
+        return self.residual2(damp) / free ** 2 if free > 1e-150 else math.inf
 
     def scale(self) -> float:
         return float(max(np.max(self.sigma, initial=0.0), np.max(self.trace_sigma, initial=0.0)))
@@ -146,7 +148,7 @@ def _negative_curvature(spectrum: _Spectrum, t: float, step: float = 1e-3) -> fl
     return -(dr * dds - ds * ddr) / max((dr * dr + ds * ds) ** 1.5, 1e-300)
 
 
-def _discrepancy(spectrum: _Spectrum, grid, noise_std: float) -> float:
+def _discrepancy(spectrum: _Spectrum, grid, noise_std: float, warn: bool) -> float:
     target = noise_std ** 2 * spectrum.m
 
     def excess(t):
@@ -155,20 +157,27 @@ def _discrepancy(spectrum: _Spectrum, grid, noise_std: float) -> float:
     lo, hi = np.log(grid[0]), np.log(grid[-1])
     if excess(lo) >= 0 or excess(hi) <= 0:
         end = grid[0] if excess(lo) >= 0 else grid[-1]
-        warnings.warn(f"damp_rule='discrepancy': no damp in [{grid[0]:.3g}, {grid[-1]:.3g}] gives the residual "
-                      f"norm noise_std * sqrt(m) = {math.sqrt(target):.4g} (the residual ranges over "
-                      f"[{math.sqrt(spectrum.residual2(grid[0])):.4g}, {math.sqrt(spectrum.residual2(grid[-1])):.4g}]"
-                      f"); using damp={end:.3g}. Check noise_std.", UserWarning, stacklevel=4)
+        if warn:
+            reached = [math.sqrt(spectrum.residual2(d)) for d in (grid[0], grid[-1])]
+            warnings.warn(f"damp_rule='discrepancy': no damp in [{grid[0]:.3g}, {grid[-1]:.3g}] gives the "
+                          f"residual norm noise_std * sqrt(m) = {math.sqrt(target):.4g} (the residual ranges "
+                          f"over [{reached[0]:.4g}, {reached[1]:.4g}]); using damp={end:.3g}. Check noise_std.",
+                          UserWarning, stacklevel=4)
         return float(end)
     return float(math.exp(brentq(excess, lo, hi, xtol=1e-6)))
 
 
-def _select(spectrum: _Spectrum, rule: str, noise_std) -> tuple[float, np.ndarray]:
-    """``(damp, grid)`` chosen by ``rule`` over a log grid up to ten times the largest singular value."""
-    top = spectrum.scale()
-    grid = top * np.logspace(-_GRID_DECADES, 1, (_GRID_DECADES + 1) * _GRID_PER_DECADE + 1)
+def _select(spectrum: _Spectrum, rule: str, noise_std, warn: bool = True) -> tuple[float, np.ndarray]:
+    """``(damp, grid)`` chosen by ``rule`` over a log grid ``[max(sigma_min, 16 eps sigma_max), sigma_max]``.
+
+    The range is that of Hansen's ``l_curve`` and ``gcv`` (Regularization
+    Tools): below the smallest singular value the curves only flatten.
+    """
+    top, bottom = spectrum.scale(), float(np.min(spectrum.sigma))
+    bottom = max(bottom, 16 * np.finfo(np.float64).eps * top)
+    grid = np.geomspace(bottom, top, max(int(_GRID_PER_DECADE * np.log10(top / bottom)), 2 * _GRID_PER_DECADE))
     if rule == "discrepancy":
-        return _discrepancy(spectrum, grid, noise_std), grid
+        return _discrepancy(spectrum, grid, noise_std, warn), grid
     if rule == "gcv":
         def objective(t):
             return math.log(spectrum.gcv(math.exp(t)))
@@ -247,7 +256,7 @@ class _GolubKahan:
 
 def _quantities(spectrum: _Spectrum, rule: str, damp: float) -> np.ndarray:
     if rule == "gcv":
-        return np.array([spectrum.residual2(damp), spectrum.m - spectrum.trace(damp)])
+        return np.array([spectrum.residual2(damp), spectrum.free(damp)])
     if rule == "discrepancy":
         return np.array([spectrum.residual2(damp)])
     return np.array([spectrum.residual2(damp), spectrum.solution2(damp)])
@@ -265,13 +274,13 @@ def _golub_kahan_choice(operator, h, rule, noise_std, probes, maxsteps, tol, see
     while True:
         gk.advance(max(5, gk.steps // 4))
         spectrum = gk.spectrum(m, with_trace=rule == "gcv")
-        damp, grid = _select(spectrum, rule, noise_std)
-        if gk.breakdown or gk.steps >= maxsteps:
-            return damp, grid, spectrum, gk.steps
-        if previous is not None:
+        damp, grid = _select(spectrum, rule, noise_std, warn=False)
+        done = gk.breakdown or gk.steps >= maxsteps
+        if previous is not None and not done:
             before, now = _quantities(previous[1], rule, damp), _quantities(spectrum, rule, damp)
-            if abs(math.log(damp / previous[0])) < tol and np.all(np.abs(now - before) <= tol * np.abs(now)):
-                return damp, grid, spectrum, gk.steps
+            done = abs(math.log(damp / previous[0])) < tol and np.all(np.abs(now - before) <= tol * np.abs(now))
+        if done:
+            return (*_select(spectrum, rule, noise_std), spectrum, gk.steps)
         previous = damp, spectrum
 
 
