@@ -48,6 +48,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import eigh_tridiagonal
 from scipy.optimize import brentq, minimize_scalar
 
 from tconv_sparse.analysis.spectra import circulant_coefficients
@@ -168,13 +169,20 @@ def _discrepancy(spectrum: _Spectrum, grid, noise_std: float, warn: bool) -> flo
 
 
 def _select(spectrum: _Spectrum, rule: str, noise_std, warn: bool = True) -> tuple[float, np.ndarray]:
-    """``(damp, grid)`` chosen by ``rule`` over a log grid ``[max(sigma_min, 16 eps sigma_max), sigma_max]``.
+    """``(damp, grid)`` chosen by ``rule`` over a log grid.
 
-    The range is that of Hansen's ``l_curve`` and ``gcv`` (Regularization
-    Tools): below the smallest singular value the curves only flatten.
+    GCV and the L-curve search ``[max(sigma_min, 16 eps sigma_max),
+    sigma_max]`` (``sigma_min``: the smallest singular value above ``16 eps
+    sigma_max``), the range of Hansen's ``gcv`` and ``l_curve``
+    (Regularization Tools): below the smallest singular value the curves only
+    flatten. The discrepancy rule brackets ``[16 eps sigma_max, 10 sigma_max]``.
     """
-    top, bottom = spectrum.scale(), float(np.min(spectrum.sigma))
-    bottom = max(bottom, 16 * np.finfo(np.float64).eps * top)
+    top, bottom = spectrum.scale(), 16 * np.finfo(np.float64).eps * spectrum.scale()
+    if rule == "discrepancy":   # the residual is monotone in damp: search its whole range
+        top = 10 * top
+    else:
+        positive = spectrum.sigma[spectrum.sigma > bottom]
+        bottom = float(positive.min()) if positive.size else bottom
     grid = np.geomspace(bottom, top, max(int(_GRID_PER_DECADE * np.log10(top / bottom)), 2 * _GRID_PER_DECADE))
     if rule == "discrepancy":
         return _discrepancy(spectrum, grid, noise_std, warn), grid
@@ -229,27 +237,34 @@ class _GolubKahan:
             self.breakdown = not np.all(alpha > 1e-12 * self.alphas[0])
             self.v = self.v / np.where(alpha > 0, alpha, 1.0)
 
-    def bidiagonal(self, column: int, square: bool) -> np.ndarray:
-        """``B_k`` (``k+1 x k``, the projected LSQR matrix) or its leading ``k x k`` block."""
+    def nodes(self, column: int, square: bool):
+        """Singular values of ``B_k`` and the first row of its left singular vectors.
+
+        ``B_k`` is the ``k+1 x k`` projected LSQR matrix (``square=False``) or
+        its leading ``k x k`` block; both come from the eigenpairs of the
+        tridiagonal ``B_k B_k^T``, the Lanczos matrix of ``A A^H`` started at
+        this column (its Gauss quadrature nodes and weights).
+        """
         k = self.steps
         alphas = np.array([a[column] for a in self.alphas[:k]])
         betas = np.array([b[column] for b in self.betas[1:k + 1]])
-        matrix = np.zeros((k + 1, k))
-        matrix[np.arange(k), np.arange(k)] = alphas
-        matrix[np.arange(1, k + 1), np.arange(k)] = betas
-        return matrix[:k] if square else matrix
+        diagonal = alphas ** 2 + np.concatenate([[0.0], betas[:k - 1] ** 2])
+        off = alphas[:k - 1] * betas[:k - 1] if square else alphas * betas
+        if not square:
+            diagonal = np.concatenate([diagonal, [betas[k - 1] ** 2]])
+        values, vectors = eigh_tridiagonal(diagonal, off)
+        return np.sqrt(np.maximum(values, 0.0)), vectors[0]   # ascending; B_k B_k^T has rank k
 
     def spectrum(self, m: int, with_trace: bool) -> _Spectrum:
-        left, sigma, _ = np.linalg.svd(self.bidiagonal(0, square=False), full_matrices=False)
+        sigma, first = self.nodes(0, square=False)
         beta1 = float(self.betas[0][0])
-        coefficients = beta1 * np.abs(left[0])
-        floor = _floor(beta1 ** 2, coefficients)
+        coefficients = beta1 * np.abs(first[1:])   # the null direction of B_k^H is the residual floor
+        sigma, floor = sigma[1:], (beta1 * first[0]) ** 2
         trace_sigma, trace_weight = sigma, np.ones_like(sigma)
         if with_trace:   # Hutchinson over the probe columns, each a Gauss quadrature of z^T f(A A^H) z
-            probes = range(1, self.u.shape[1])
-            parts = [np.linalg.svd(self.bidiagonal(j, square=True))[:2] for j in probes]
-            trace_sigma = np.concatenate([s for _, s in parts])
-            trace_weight = np.concatenate([self.betas[0][j] ** 2 * u[0] ** 2 for j, (u, _) in zip(probes, parts)])
+            parts = [self.nodes(j, square=True) for j in range(1, self.u.shape[1])]
+            trace_sigma = np.concatenate([s for s, _ in parts])
+            trace_weight = np.concatenate([(self.betas[0][j + 1] * u) ** 2 for j, (_, u) in enumerate(parts)])
             trace_weight = trace_weight / len(parts)
         return _Spectrum(sigma, coefficients, floor, trace_sigma, trace_weight, m)
 
