@@ -147,6 +147,8 @@ class ConvOperator(_PlanOperator):
     matrix : scipy.sparse.csr_array
         ``C``, built on first access and kept (``op.T.matrix`` is ``C.T``,
         built directly, ``op.H.matrix`` is ``C^H``).
+    plan : Plan
+        The plan every product goes through.
     dims, dimsd : tuple
         Model ``(C_in, *input_shape)`` and data ``(C_out, *output_shape)``
         shapes, as in PyLops (swapped on ``.T`` and ``.H``).
@@ -198,6 +200,16 @@ class ConvOperator(_PlanOperator):
     def weight(self) -> np.ndarray:
         """The operator's own copy of the weight."""
         return self._plan.weight
+
+    @property
+    def plan(self) -> Plan:
+        """The :class:`~tconv_sparse.plan.Plan` behind the operator and its views.
+
+        ``plan.apply(data, transposed, conjugate)`` takes batched arrays
+        ``(N, C, *spatial)`` and skips the checks of a ``LinearOperator``
+        product: what an iterative solver calls thousands of times.
+        """
+        return self._plan
 
     @property
     def method_forward(self) -> str:

@@ -17,7 +17,8 @@ import scipy.sparse.linalg as spla
 from scipy.signal import convolve
 
 import tconv_sparse as ts
-import tconv_sparse.solvers.deconvolution as deconvolution
+import tconv_sparse.solvers.monitor as monitor
+import tconv_sparse.solvers.problem as problem
 
 skimage_restoration = pytest.importorskip("skimage.restoration")
 
@@ -325,7 +326,7 @@ def test_callback_and_progress(rng, capsys):
 
 def test_progress_bar_draws_residual():
     stream = io.StringIO()
-    bar = deconvolution._Progress("cg", 1, 10, stream)
+    bar = monitor.Progress("cg", 1, 10, stream)
     bar.update(0, 5, 0.125, force=True)
     bar.close()
     assert stream.getvalue() == "\rdeconvolve[cg] sample 1/1 |##########..........| 5/10 residual 1.250e-01\n"
@@ -341,6 +342,20 @@ def test_ill_posed_without_damping_returns_within_maxiter(rng, solver):
     assert np.all(np.isfinite(result.x)) and len(result.residuals) == 41
 
 
+@pytest.mark.parametrize("solver", ("lsqr", "lsmr", "cg", "pdhg", "richardson_lucy"))
+def test_noise_std_stops_at_the_discrepancy_level(rng, solver):
+    """Early stopping (Morozov): the first iterate whose data misfit is within ``noise_std * sqrt(m)``."""
+    weight = gaussian(9, 2.0, 1)[None, None]
+    noise_std = 0.01
+    h = ts.conv(rng.uniform(0.5, 1, (1, 64)), weight, padding=4) + noise_std * rng.standard_normal((1, 64))
+    result = ts.deconvolve(h, weight, padding=4, solver=solver, noise_std=noise_std, maxiter=500)
+    level = noise_std * math.sqrt(64)
+    assert result.converged and 0 < result.iterations < 500
+    assert result.residuals[-1] <= level < result.residuals[-2]
+    misfit = np.linalg.norm(ts.conv_matrix(weight, (64,), padding=4) @ result.x.ravel() - h.ravel())
+    assert misfit == pytest.approx(result.residuals[-1], rel=1e-6)
+
+
 @pytest.mark.parametrize("solver", ("lsqr", "lsmr"))
 def test_lsqr_and_lsmr_stop_when_the_condition_estimate_exceeds_1e8(rng, solver):
     weight = gaussian(31, 5.0, 1)[None, None]   # on 40 samples: cond(C) = 1.3e11
@@ -352,6 +367,16 @@ def test_lsqr_and_lsmr_stop_when_the_condition_estimate_exceeds_1e8(rng, solver)
 def test_direct_refuses_a_singular_matrix():
     with pytest.raises(np.linalg.LinAlgError, match="singular.*damp > 0"):
         ts.deconvolve(np.ones((1, 7)), np.array([[[1.0, -1.0]]]), solver="direct")
+
+
+@pytest.mark.parametrize("solver", ("lsqr", "cg", "pdhg"))
+def test_zero_weight_returns_x0_converged(solver):
+    """``C = 0``: every ``g`` minimises ``||C g - h||``, so the solvers return ``x0`` (issue 14 item 5)."""
+    h = np.array([[1.0, -2.0, 3.0]])
+    result = ts.deconvolve(h, np.zeros((1, 1, 3)), padding=1, solver=solver, x0=np.full((1, 3), 0.5))
+    assert result.converged and result.iterations == 0
+    np.testing.assert_array_equal(result.x, np.full((1, 3), 0.5))
+    assert result.residuals[0] == pytest.approx(np.linalg.norm(h))
 
 
 @pytest.fixture
@@ -377,6 +402,8 @@ BAD_INPUTS = [
     ({"damp": -0.1}, "damp must be >= 0 and finite, got -0.1"),
     ({"damp": math.nan}, "damp must be >= 0"),
     ({"damp": "0.1"}, "damp must be a real number"),
+    ({"noise_std": 0.0}, "noise_std must be > 0 and finite"),
+    ({"noise_std": math.inf}, "noise_std must be > 0 and finite"),
     ({"solver": "gmres"}, "solver must be one of .*'lsqr'.*got 'gmres'"),
     ({"regularizer": "l1"}, "regularizer must be one of .*'tv'.*got 'l1'"),
     ({"maxiter": 0}, "maxiter must be an int >= 1 or None, got 0"),
@@ -410,7 +437,7 @@ def test_bad_input_raises_before_any_work(monkeypatch, change, message):
     def no_work(*args, **kwargs):
         raise AssertionError("an operator was built before the input was validated")
 
-    monkeypatch.setattr(deconvolution, "ConvOperator", no_work)
+    monkeypatch.setattr(problem, "ConvOperator", no_work)
     arguments = {"h": H2, "weight": W2, "padding": 0, **change}
     if "input_shape" not in arguments:
         arguments["input_shape"] = None

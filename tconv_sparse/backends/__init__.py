@@ -20,9 +20,28 @@ import functools
 import numpy as np
 
 from tconv_sparse.core import validation as v
+from tconv_sparse.core.config import num_threads
 from tconv_sparse.core.nonfinite import nonfinite_product, split_nonfinite
 from tconv_sparse.backends import direct, im2col, zero_insert
 from tconv_sparse.backends.memory import output_bytes, work_bytes
+
+
+def _needed_bytes(method: str, transposed: bool, geometry, batch: int, dtype) -> int:
+    """Output and work buffers of one call."""
+    return (output_bytes(geometry, batch, dtype, transposed)
+            + work_bytes(method, geometry.canonical.geometry, batch, dtype, transposed))
+
+
+@functools.lru_cache(maxsize=256)
+def _remembered_bytes(method: str, transposed: bool, geometry, batch: int, dtype, threads: int) -> int:
+    """:func:`_needed_bytes` remembered per call signature and thread count (``threads`` is a key only)."""
+    return _needed_bytes(method, transposed, geometry, batch, dtype)
+
+
+#: methods whose estimate depends on nothing but the call's signature and the thread count
+#: (``im2col`` and ``zero_insert`` size their chunks from the memory limit): it is remembered, since
+#: it costs tens of microseconds and an iterative solver repeats the same call thousands of times
+_REMEMBERED = ("direct", "gather", "scatter")
 
 
 def _guarded(method: str, function, transposed: bool):
@@ -32,14 +51,14 @@ def _guarded(method: str, function, transposed: bool):
     @functools.wraps(function)
     def run(data: np.ndarray, weight: np.ndarray, geometry) -> np.ndarray:
         batch, canonical = data.shape[0], geometry.canonical
-        output = output_bytes(geometry, batch, data.dtype, transposed)
         if canonical.geometry is None:  # C stores no entry: every tap reads padding
             channels, shape = ((geometry.in_channels, geometry.input_shape) if transposed
                                else (geometry.out_channels, geometry.output_shape))
             return np.zeros((batch, channels, *shape), dtype=data.dtype)
+        needed = (_remembered_bytes(method, transposed, geometry, batch, data.dtype, num_threads())
+                  if method in _REMEMBERED else _needed_bytes(method, transposed, geometry, batch, data.dtype))
+        v.check_bytes(f"{direction} with method {method!r} (its output and work buffers)", needed)
         geometry = canonical.geometry
-        v.check_bytes(f"{direction} with method {method!r} (its output and work buffers)",
-                      output + work_bytes(method, geometry, batch, data.dtype, transposed))
         weight = np.ascontiguousarray(canonical.weight(weight))
         finite, taps = split_nonfinite(weight)
         result = function(data, finite, geometry)

@@ -25,6 +25,8 @@ __all__ = [
     "parse_int_tuple",
     "parse_padding",
     "parse_choice",
+    "parse_real",
+    "parse_optional_int",
     "parse_padding_mode",
     "parse_groups",
     "parse_optional_int_tuple",
@@ -170,6 +172,36 @@ def parse_choice(name: str, value, valid) -> str:
     if value not in valid:
         raise ValueError(f"{name} must be one of {tuple(valid)}, got {value!r}")
     return value
+
+
+def parse_real(name: str, value, low: float, high: float, valid: str) -> float:
+    """Check that ``value`` is a real number with ``low <= value < high``; return it as a float.
+
+    ``valid`` states the range in the messages (``">= 0 and finite"``). NaN
+    is never in range; bools are not numbers here.
+
+    Examples
+    --------
+    >>> from tconv_sparse.core.validation import parse_real
+    >>> parse_real("tol", 1e-6, 0.0, 1.0, "in the range 0 <= tol < 1")
+    1e-06
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ParameterTypeError(f"{name} must be a real number {valid}, got {value!r}")
+    if not low <= value < high:
+        raise ValueError(f"{name} must be {valid}, got {value!r}")
+    return float(value)
+
+
+def parse_optional_int(name: str, value, minimum: int) -> int | None:
+    """Check that ``value`` is ``None`` or an int ``>= minimum``; return it as an int (or ``None``)."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ParameterTypeError(f"{name} must be an int >= {minimum} or None, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum} or None, got {value!r}")
+    return int(value)
 
 
 def parse_padding_mode(padding_mode) -> str:

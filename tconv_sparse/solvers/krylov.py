@@ -1,0 +1,203 @@
+"""LSQR, LSMR and CGLS on ``min ||A x - b||`` given only ``A x`` and ``A^H y``.
+
+The published recurrences, written out (and tested against
+:func:`scipy.sparse.linalg.lsqr` and :func:`~scipy.sparse.linalg.lsmr`)
+because SciPy's versions expose neither the iterates nor a residual history,
+both of which ``callback``, ``progress`` and
+:attr:`~tconv_sparse.DeconvolutionResult.residuals` need.
+
+Each solver takes ``forward(x) = A x`` and ``adjoint(y) = A^H y``, which may
+return a buffer they overwrite at their next call (the solvers consume the
+result before calling again), updates its vectors in place, calls
+``monitor(iteration, x, ||A x - b||)`` once for the start and after every
+iteration, stops (converged) as soon as ``monitor`` returns true (the
+discrepancy level is reached), and returns ``(x, iterations, converged)``. ``x`` is a new array:
+the initial guess passed in is not modified.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["norm", "lsqr", "lsmr", "cgls", "KRYLOV", "CONLIM"]
+
+#: LSQR/LSMR stop when their estimate of the condition number exceeds this (SciPy's default)
+CONLIM = 1e8
+
+
+def norm(x: np.ndarray) -> float:
+    """Euclidean norm of a 1-D array without BLAS.
+
+    ``np.linalg.norm``'s dot product is multi-threaded for long vectors and
+    stalls by orders of magnitude on an oversubscribed machine.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tconv_sparse.solvers.krylov import norm
+    >>> norm(np.array([3.0, 4.0])), norm(np.array([3j, 4.0]))
+    (5.0, 5.0)
+    """
+    if x.dtype.kind == "c":
+        x = x.view(x.real.dtype) if x.flags.c_contiguous else np.abs(x)
+    return math.sqrt(np.einsum("i,i->", x, x))
+
+
+def _axpy(y: np.ndarray, a, x: np.ndarray, scratch: np.ndarray) -> None:
+    """``y += a * x`` in place, through ``scratch``."""
+    np.multiply(x, a, out=scratch)
+    y += scratch
+
+
+def _golub_kahan_start(forward, adjoint, b, x, monitor):
+    """First Golub-Kahan bidiagonalisation step of LSQR and LSMR.
+
+    Returns ``(||b||, u, beta, v, alpha)`` with ``beta u = b - A x`` and
+    ``alpha v = A^H u``, or ``None`` when ``x`` already solves the problem
+    (``beta == 0`` or ``alpha == 0``) or ``monitor`` stops at the start.
+    """
+    bnorm = norm(b)
+    u = b - forward(x)
+    beta = norm(u)
+    if monitor(0, x, beta) or beta == 0:
+        return None
+    u /= beta
+    v = adjoint(u).copy()
+    alpha = norm(v)
+    if alpha == 0:
+        return None
+    v /= alpha
+    return bnorm, u, beta, v, alpha
+
+
+def _bidiagonalise(forward, adjoint, u, v, alpha):
+    """One Golub-Kahan step in place: ``beta u = A v - alpha u``, ``alpha v = A^H u - beta v``."""
+    u *= -alpha
+    u += forward(v)
+    beta = norm(u)
+    if beta > 0:
+        u /= beta
+    v *= -beta
+    v += adjoint(u)
+    alpha = norm(v)
+    if alpha > 0:
+        v /= alpha
+    return beta, alpha
+
+
+def lsqr(forward, adjoint, b, x, maxiter, tol, monitor):
+    """LSQR (Paige & Saunders 1982), SciPy's stopping tests with ``atol = btol = tol``."""
+    x = x.copy()
+    start = _golub_kahan_start(forward, adjoint, b, x, monitor)
+    if start is None:
+        return x, 0, True
+    bnorm, u, beta, v, alpha = start
+    w, scratch = v.copy(), np.empty_like(v)
+    rhobar, phibar = alpha, beta
+    anorm2 = ddnorm = 0.0
+    for iteration in range(1, maxiter + 1):
+        anorm2 += alpha ** 2
+        beta, alpha = _bidiagonalise(forward, adjoint, u, v, alpha)
+        anorm2 += beta ** 2
+        rho = math.hypot(rhobar, beta)
+        c, s = rhobar / rho, beta / rho
+        theta, rhobar = s * alpha, -c * alpha
+        phi, phibar = c * phibar, s * phibar
+        _axpy(x, phi / rho, w, scratch)
+        ddnorm += (norm(w) / rho) ** 2
+        w *= -theta / rho
+        w += v
+        anorm = math.sqrt(anorm2)
+        stop = monitor(iteration, x, phibar)
+        if stop or phibar <= tol * (bnorm + anorm * norm(x)) or alpha * abs(c) * phibar <= tol * anorm * phibar:
+            return x, iteration, True
+        if anorm * math.sqrt(ddnorm) >= CONLIM:
+            return x, iteration, False
+    return x, maxiter, False
+
+
+def lsmr(forward, adjoint, b, x, maxiter, tol, monitor):
+    """LSMR (Fong & Saunders 2011), SciPy's stopping tests with ``atol = btol = tol``."""
+    x = x.copy()
+    start = _golub_kahan_start(forward, adjoint, b, x, monitor)
+    if start is None:
+        return x, 0, True
+    bnorm, u, beta, v, alpha = start
+    zetabar, alphabar = alpha * beta, alpha
+    rho = rhobar = cbar = 1.0
+    sbar = 0.0
+    h, hbar, scratch = v.copy(), np.zeros_like(v), np.empty_like(v)
+    # recurrences for ||r||
+    betadd, betad, rhodold, tautildeold, thetatilde, zeta = beta, 0.0, 1.0, 0.0, 0.0, 0.0
+    # recurrences for ||A|| and cond(A)
+    norm_a2, maxrbar, minrbar = alpha ** 2, 0.0, math.inf
+    for iteration in range(1, maxiter + 1):
+        beta, alpha = _bidiagonalise(forward, adjoint, u, v, alpha)
+        rhoold, rho = rho, math.hypot(alphabar, beta)
+        c, s = alphabar / rho, beta / rho
+        thetanew, alphabar = s * alpha, c * alpha
+        rhobarold, zetaold = rhobar, zeta
+        thetabar, rhotemp = sbar * rho, cbar * rho
+        rhobar = math.hypot(cbar * rho, thetanew)
+        cbar, sbar = cbar * rho / rhobar, thetanew / rhobar
+        zeta, zetabar = cbar * zetabar, -sbar * zetabar
+        hbar *= -thetabar * rho / (rhoold * rhobarold)
+        hbar += h
+        _axpy(x, zeta / (rho * rhobar), hbar, scratch)
+        h *= -thetanew / rho
+        h += v
+        betahat, betadd = c * betadd, -s * betadd
+        thetatildeold = thetatilde
+        rhotildeold = math.hypot(rhodold, thetabar)
+        ctildeold, stildeold = rhodold / rhotildeold, thetabar / rhotildeold
+        thetatilde, rhodold = stildeold * rhobar, ctildeold * rhobar
+        betad = -stildeold * betad + ctildeold * betahat
+        tautildeold = (zetaold - thetatildeold * tautildeold) / rhotildeold
+        taud = (zeta - thetatilde * tautildeold) / rhodold
+        normr = math.sqrt((betad - taud) ** 2 + betadd ** 2)
+        norm_a = math.sqrt(norm_a2 + beta ** 2)
+        norm_a2 += beta ** 2 + alpha ** 2
+        maxrbar = max(maxrbar, rhobarold)
+        if iteration > 1:
+            minrbar = min(minrbar, rhobarold)
+        cond_a = max(maxrbar, rhotemp) / min(minrbar, rhotemp)
+        stop = monitor(iteration, x, normr)
+        if stop or normr <= tol * (bnorm + norm_a * norm(x)) or abs(zetabar) <= tol * norm_a * normr:
+            return x, iteration, True
+        if cond_a >= CONLIM:
+            return x, iteration, False
+    return x, maxiter, False
+
+
+def cgls(forward, adjoint, b, x, maxiter, tol, monitor):
+    """CG on the normal equations ``A^H A x = A^H b`` in the CGLS form (Hestenes & Stiefel; Bjorck).
+
+    Stops when ``||A^H (b - A x)|| <= tol ||A^H b||``.
+    """
+    x = x.copy()
+    target = tol * norm(adjoint(b))
+    r = b - forward(x)
+    s = adjoint(r)
+    p, scratch = s.copy(), np.empty_like(x)
+    gamma = norm(s) ** 2
+    if monitor(0, x, norm(r)) or math.sqrt(gamma) <= target:
+        return x, 0, True
+    for iteration in range(1, maxiter + 1):
+        q = forward(p)
+        step = gamma / norm(q) ** 2
+        _axpy(x, step, p, scratch)
+        r -= step * q
+        s = adjoint(r)
+        gamma_new = norm(s) ** 2
+        if monitor(iteration, x, norm(r)) or math.sqrt(gamma_new) <= target:
+            return x, iteration, True
+        p *= gamma_new / gamma
+        p += s
+        gamma = gamma_new
+    return x, maxiter, False
+
+
+#: solver name -> algorithm
+KRYLOV = {"lsqr": lsqr, "lsmr": lsmr, "cg": cgls}
