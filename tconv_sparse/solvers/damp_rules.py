@@ -55,7 +55,7 @@ from tconv_sparse.analysis.spectra import circulant_coefficients
 from tconv_sparse.core import validation as v
 from tconv_sparse.operator import ConvOperator
 
-__all__ = ["choose_damp", "DampChoice", "DAMP_RULES"]
+__all__ = ["choose_damp", "choose_damps", "DampChoice", "DAMP_RULES", "parse_noise_std"]
 
 #: every ``damp_rule`` value
 DAMP_RULES = ("gcv", "discrepancy", "lcurve")
@@ -376,15 +376,22 @@ def choose_damp(operator, h, *, rule="gcv", noise_std=None, probes=2, maxsteps=5
                       math.sqrt(spectrum.residual2(damp)), math.sqrt(spectrum.solution2(damp)))
 
 
-def parse_noise_std(noise_std, rule: str):
-    """Check ``noise_std``: ``None`` or a finite number ``> 0``; required by ``rule="discrepancy"``."""
+def choose_damps(problem) -> list:
+    """Each sample's ``damp`` for a validated deconvolution problem: the given one, or the rule's choice."""
+    if problem.damp_rule is None:
+        return [problem.damp] * len(problem.h)
+    return [choose_damp(problem.operator, h, rule=problem.damp_rule, noise_std=problem.noise_std).damp
+            for h in problem.h]
+
+
+def parse_noise_std(noise_std, rule):
+    """Check ``noise_std``: ``None`` or a finite number ``> 0``; ``rule="discrepancy"`` needs one.
+
+    ``rule`` is the ``damp_rule`` in force (``None`` when ``damp`` is a number).
+    """
     if noise_std is None:
         if rule == "discrepancy":
             raise ValueError("damp_rule='discrepancy' needs noise_std, the standard deviation of the noise "
                              "in h (a number > 0), got noise_std=None")
         return None
-    if isinstance(noise_std, (bool, np.bool_)) or not isinstance(noise_std, (int, float, np.number)):
-        raise v.ParameterTypeError(f"noise_std must be None or a number > 0, got {noise_std!r}")
-    if not 0 < noise_std < math.inf:
-        raise ValueError(f"noise_std must be a finite number > 0, got {noise_std!r}")
-    return float(noise_std)
+    return v.parse_real("noise_std", noise_std, math.ulp(0.0), math.inf, "> 0 and finite (or None)")

@@ -28,10 +28,13 @@ matrix. The package is split by idea: :mod:`~tconv_sparse.solvers.problem`
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from tconv_sparse.core import validation as v
 from tconv_sparse.solvers import direct, least_squares, pdhg, richardson_lucy
+from tconv_sparse.solvers.damp_rules import choose_damps
 from tconv_sparse.solvers.monitor import Monitor, Progress
 from tconv_sparse.solvers.problem import SOLVERS, default_x0, parse_problem
 from tconv_sparse.solvers.regularizers import REGULARIZERS
@@ -45,7 +48,8 @@ _SETUP = {"lsqr": least_squares.setup, "lsmr": least_squares.setup, "cg": least_
 
 
 def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, groups=1,
-               padding_mode="zeros", solver="lsqr", damp=0.0, noise_std=None, regularizer=None, x0=None,
+               padding_mode="zeros", solver="lsqr", damp=0.0, damp_rule="gcv", noise_std=None, regularizer=None,
+               x0=None,
                maxiter=None, tol=None, callback=None, progress=False):
     """Recover the input ``g`` of a convolution from its output ``h = conv(g, weight) (+ noise)``.
 
@@ -235,17 +239,19 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
     if not isinstance(progress, (bool, np.bool_)):
         raise v.ParameterTypeError(f"progress must be True or False, got {progress!r}")
     problem = parse_problem(h, weight, input_shape, conv_kwargs, solver, damp, regularizer, x0, maxiter, tol,
-                            noise_std)
-    solve = _SETUP[problem.solver](problem)
+                            noise_std, damp_rule)
+    damps, setups = choose_damps(problem), {}
     starts = default_x0(problem) if problem.x0 is None else problem.x0
     batch = problem.h.shape[0]
     bar = Progress(problem.solver, batch, problem.maxiter) if progress else None
     samples = []
     for sample in range(batch):
+        if damps[sample] not in setups:   # one set-up (factorisation) per distinct damp
+            setups[damps[sample]] = _SETUP[problem.solver](replace(problem, damp=damps[sample]))
         monitor = Monitor(sample, problem.sample_shape, callback, bar, problem.discrepancy)
-        x, count, done = solve(problem.h[sample], starts[sample], monitor)
+        x, count, done = setups[damps[sample]](problem.h[sample], starts[sample], monitor)
         monitor.finish()
         samples.append((x.reshape(problem.sample_shape), count, np.array(monitor.residuals), done))
     if bar is not None:
         bar.close()
-    return collect(samples, problem.batched, problem.solver)
+    return collect(samples, problem.batched, problem.solver, damps)
