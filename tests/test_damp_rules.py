@@ -17,7 +17,7 @@ from tconv_sparse.cli.demo import synthetic_image
 from tconv_sparse.solvers.damp_rules import choose_damp
 
 NOISE_LEVELS = (0.01, 0.03, 0.1)
-SWEEP = np.logspace(-2.5, 0.5, 13)
+SWEEP = np.logspace(-1.75, 0.25, 13)   # the best damp of every case lies inside
 
 
 def _gaussian(size, d):
