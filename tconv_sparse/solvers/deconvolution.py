@@ -74,8 +74,19 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
         The forward convolution's parameters, as in :func:`~tconv_sparse.conv`.
     solver : {"lsqr", "lsmr", "cg", "direct", "richardson_lucy", "pdhg"}
         See Notes.
-    damp : float
+    damp : float or "auto"
         Regularisation weight, ``>= 0``: the penalty is ``damp**2 * R(g)``.
+        ``"auto"`` (with ``regularizer=None`` and a least-squares solver):
+        chosen per sample by ``damp_rule``; ``result.damp`` reports the
+        value used.
+    damp_rule : {"gcv", "discrepancy", "lcurve"}
+        How ``damp="auto"`` chooses: generalised cross-validation, the
+        discrepancy principle ``||C g - h|| = noise_std * sqrt(m)`` (needs
+        ``noise_std``) or the L-curve corner. Exact over the frequency-domain
+        spectrum for circular padding with ``out * stride == n`` on every axis,
+        otherwise from a Golub-Kahan bidiagonalisation of ``C`` started at
+        ``h`` (about the cost of one damped LSQR solve); see
+        :mod:`tconv_sparse.solvers.damp_rules`.
     noise_std : float, optional
         Standard deviation of the noise in ``h``, ``> 0``. Every solver then
         stops (``converged``) as soon as its residual (see
@@ -115,15 +126,17 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
     -------
     DeconvolutionResult
         ``.x`` in the layout of ``h`` (batched or not), ``.iterations``,
-        ``.residuals``, ``.converged`` and ``.solver``; see
+        ``.residuals``, ``.converged``, ``.solver`` and ``.damp``; see
         :class:`DeconvolutionResult`.
 
     Raises
     ------
     ValueError
         Before any work, for a bad argument: ``h`` or ``x0`` whose shape does
-        not match the geometry, negative or non-finite ``damp``, ``noise_std``
-        not positive and finite, ``maxiter < 1``, ``tol`` outside ``[0, 1)``, an unknown solver or regulariser, a
+        not match the geometry, negative or non-finite ``damp`` (or a string
+        other than ``"auto"``, or ``"auto"`` with a regulariser or
+        Richardson-Lucy), an unknown ``damp_rule``, ``"discrepancy"``
+        without ``noise_std``, ``noise_std`` not positive and finite, ``maxiter < 1``, ``tol`` outside ``[0, 1)``, an unknown solver or regulariser, a
         regulariser the solver cannot use, negative or complex data, kernel
         or ``x0`` with Richardson-Lucy, non-finite data. For ``"direct"``,
         before factorising, when ``C^H C`` or its factors would exceed the
@@ -194,7 +207,10 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
     T. Pock, A first-order primal-dual algorithm for convex problems with
     applications to imaging, J. Math. Imaging Vis. 40 (2011). L. A. Shepp,
     Y. Vardi, Maximum likelihood reconstruction for emission tomography,
-    IEEE TMI 1 (1982).
+    IEEE TMI 1 (1982). ``damp="auto"``: G. H. Golub, M. Heath, G. Wahba,
+    Technometrics 21 (1979) (GCV); P. C. Hansen, D. P. O'Leary, SIAM J. Sci.
+    Comput. 14 (1993) (L-curve); J. Chung, J. G. Nagy, D. P. O'Leary, ETNA 28
+    (2008) (hybrid LSQR).
 
     Examples
     --------
@@ -222,6 +238,15 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
     ((2, 1, 32), [True, True])
     >>> bool(np.abs(result.x - g).max() < 0.05)
     True
+
+    ``damp="auto"`` chooses each sample's ``damp``; with the discrepancy rule
+    the residual norm is the noise level ``noise_std * sqrt(m)``:
+
+    >>> result = ts.deconvolve(h, w, 32, stride=2, padding=1, damp="auto", damp_rule="discrepancy",
+    ...                        noise_std=1e-3)
+    >>> result.damp.round(4), (np.linalg.norm(ts.conv(result.x, w, stride=2, padding=1) - h, axis=(1, 2))
+    ...                        / (1e-3 * np.sqrt(16))).round(3)
+    (array([0.027 , 0.0257]), array([1., 1.]))
 
     Richardson-Lucy keeps the estimate non-negative; ``callback`` sees every iterate:
 
