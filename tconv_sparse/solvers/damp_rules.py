@@ -300,7 +300,7 @@ def _golub_kahan_choice(operator, h, rule, noise_std, probes, maxsteps, tol, see
 
 
 # ------------------------------------------------------------------- public
-def choose_damp(operator, h, *, rule="gcv", noise_std=None, probes=2, maxsteps=500, tol=1e-3, seed=0):
+def choose_damp(operator, h, *, rule="gcv", noise_std=None, probes=2, maxsteps=None, tol=1e-3, seed=0):
     """Choose the Tikhonov ``damp`` of ``min_g ||C g - h||^2 + damp^2 ||g||^2`` by a rule.
 
     Parameters
@@ -316,8 +316,8 @@ def choose_damp(operator, h, *, rule="gcv", noise_std=None, probes=2, maxsteps=5
         Standard deviation of the noise in ``h``; required (``> 0``) by ``"discrepancy"``.
     probes : int
         Hutchinson probes of GCV's trace on the Golub-Kahan route (``>= 1``).
-    maxsteps : int
-        Most Golub-Kahan steps (``>= 1``).
+    maxsteps : int, optional
+        Most Golub-Kahan steps (``>= 1``); default (and at most) ``min(C.shape)``.
     tol : float
         Relative change of ``damp`` and of the rule's quantities at which the
         Golub-Kahan route stops, in ``(0, 1)``.
@@ -358,6 +358,9 @@ def choose_damp(operator, h, *, rule="gcv", noise_std=None, probes=2, maxsteps=5
         raise v.ParameterTypeError(f"operator must be a ConvOperator, got {type(operator).__name__}")
     rule = v.parse_choice("rule", rule, DAMP_RULES)
     noise_std = parse_noise_std(noise_std, rule)
+    probes = v.parse_optional_int("probes", probes, 1) or 2
+    maxsteps = min(v.parse_optional_int("maxsteps", maxsteps, 1) or math.inf, min(operator.shape))
+    tol = v.parse_real("tol", tol, math.ulp(0.0), 1.0, "in the range 0 < tol < 1")
     h = np.asarray(h).ravel()
     if h.size != operator.shape[0]:
         raise ValueError(f"h must have C.shape[0] = {operator.shape[0]} values, got {h.size}")
@@ -368,8 +371,8 @@ def choose_damp(operator, h, *, rule="gcv", noise_std=None, probes=2, maxsteps=5
         damp, grid = _select(spectrum, rule, noise_std)
         method, steps = "exact spectrum", 0
     else:
-        damp, grid, spectrum, steps = _golub_kahan_choice(operator, h, rule, noise_std, probes,
-                                                          min(maxsteps, min(operator.shape)), tol, seed)
+        damp, grid, spectrum, steps = _golub_kahan_choice(operator, h, rule, noise_std, probes, maxsteps,
+                                                          tol, seed)
         method = "golub-kahan"
     curves = np.array([[spectrum.residual2(d), spectrum.solution2(d), spectrum.gcv(d)] for d in grid])
     return DampChoice(damp, rule, method, steps, grid, np.sqrt(curves[:, 0]), np.sqrt(curves[:, 1]), curves[:, 2],

@@ -84,9 +84,9 @@ def _parse_damp(damp, damp_rule, solver, regularizer):
     """``(damp, damp_rule)``: a float and ``None``, or ``"auto"`` and the rule that will choose it."""
     damp_rule = v.parse_choice("damp_rule", damp_rule, DAMP_RULES)
     if not isinstance(damp, str):
-        return v.parse_real("damp", damp, 0.0, math.inf, ">= 0 and finite (or 'auto')"), None
+        return v.parse_real("damp", damp, 0.0, math.inf, ">= 0 and finite"), None
     if damp != "auto":
-        raise ValueError(f"damp must be a number >= 0 and finite, or 'auto', got {damp!r}")
+        raise ValueError(f"damp must be a real number >= 0 and finite, or 'auto', got {damp!r}")
     if regularizer is not None or solver == "richardson_lucy":
         raise ValueError(f"damp='auto' chooses the Tikhonov damp (regularizer=None) of a least-squares "
                          f"solver, got solver={solver!r} and regularizer={regularizer!r}")
