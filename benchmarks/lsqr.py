@@ -39,7 +39,8 @@ class OperatorLsqr:
 
 
 class DeblurLsqr200:
-    """``ts.deconvolve(..., solver="lsqr", maxiter=200)`` on a 64x64 single-channel 7x7 blur.
+    """``ts.deconvolve(..., solver="lsqr", damp=0.05, maxiter=200, tol=0)`` on a 64x64 single-channel
+    7x7 Gaussian blur (:func:`tconv_sparse.bench.cases.deblur_problem`, as ``scripts/bench_lsqr.py``).
 
     Two hundred iterations are four hundred tiny products with C and C.T, so
     this is the per-call cost of every small deconvolution experiment.
@@ -50,20 +51,15 @@ class DeblurLsqr200:
     timeout = 120
 
     def setup(self, dtype):
-        import numpy as np
-
         import tconv_sparse as ts
 
-        rng = np.random.default_rng(cases.SEED)
-        self.weight = np.full((1, 1, 7, 7), 1 / 49, dtype=dtype)
-        truth = rng.random((1, 64, 64)).astype(dtype)
-        self.h = ts.conv(truth, self.weight, padding="same") + dtype_noise(rng, dtype)
+        self.h, self.weight = cases.deblur_problem(dtype)
         self.deconvolve = ts.deconvolve
         self.solve()
 
     def solve(self):
-        return self.deconvolve(self.h, self.weight, padding="same", solver="lsqr", damp=0.05, maxiter=200,
-                               tol=0.0)
+        return self.deconvolve(self.h, self.weight, padding=cases.DEBLUR_PADDING, solver="lsqr",
+                               damp=cases.DEBLUR_DAMP, maxiter=cases.DEBLUR_ITERATIONS, tol=0.0)
 
     def time_lsqr_200(self, dtype):
         self.solve()
@@ -73,8 +69,3 @@ class DeblurLsqr200:
         return self.solve().iterations
 
     track_iterations.unit = "iterations"
-
-
-def dtype_noise(rng, dtype):
-    """Gaussian noise of standard deviation 0.01, shape ``(1, 64, 64)``."""
-    return (0.01 * rng.standard_normal((1, 64, 64))).astype(dtype)

@@ -10,11 +10,12 @@ and PyTorch's ``conv2d`` + ``conv_transpose2d`` 200 times (the products alone).
 
 Each checkout (this one, and any given with ``--baseline DIR``, e.g. an
 unpacked ``git archive a2de0ad``) is timed in its own subprocess, round after
-round, so all of them see the same machine load; each row is the median over
-rounds of a median over repeats after a warm-up. On a busy machine compare
+round, on the same arrays (saved once), so all of them see the same machine
+load; each row is the median over rounds of a median over repeats after a
+warm-up. On a busy machine compare
 the ratios to PyTorch's row, measured in the same process::
 
-    python scripts/bench_lsqr.py --baseline /tmp/base --rounds 3 --repeats 5
+    python scripts/bench_lsqr.py --baseline /tmp/base --rounds 3 --repeats 5 [--threads 1]
 """
 
 from __future__ import annotations
@@ -24,23 +25,10 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
-ITERATIONS, DAMP = 200, 0.05
-
-
-def problem(dtype="float64"):
-    """``(h, w)``: the blurred, noisy 64x64 image and the 7x7 Gaussian weight."""
-    import numpy as np
-
-    import tconv_sparse as ts
-
-    rng = np.random.default_rng(0)
-    t = np.arange(7) - 3
-    g = np.exp(-t ** 2 / (2 * 1.5 ** 2))
-    w = (np.multiply.outer(g, g) / np.sum(g) ** 2)[None, None].astype(dtype)
-    h = ts.conv(rng.random((1, 64, 64)).astype(dtype), w, padding=3)
-    return h + (0.01 * rng.standard_normal(h.shape)).astype(dtype), w
+ITERATIONS, DAMP = 200, 0.05  # tconv_sparse.bench.cases.DEBLUR_ITERATIONS, DEBLUR_DAMP (older checkouts lack them)
 
 
 def _median_seconds(function, repeats: int) -> float:
@@ -53,13 +41,16 @@ def _median_seconds(function, repeats: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def rows(repeats: int) -> dict:
-    """Seconds of each row in this process (with this checkout of tconv_sparse)."""
+def rows(repeats: int, problem: str) -> dict:
+    """Seconds of each row in this process (with this checkout of tconv_sparse) on the ``(h, w)``
+    saved in the file ``problem``."""
+    import numpy as np
     from scipy.sparse.linalg import lsqr
 
     import tconv_sparse as ts
 
-    h, w = problem()
+    with np.load(problem) as arrays:
+        h, w = arrays["h"], arrays["w"]
     op = ts.ConvOperator(w, (64, 64), padding=3)
     matrix = ts.conv_matrix(w, (64, 64), padding=3)
     b = h.ravel()
@@ -75,6 +66,8 @@ def rows(repeats: int) -> dict:
     except ImportError:
         pass
     else:
+        if "OMP_NUM_THREADS" in os.environ:
+            torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
         x, weight = torch.from_numpy(h[None]), torch.from_numpy(w)
 
         def products():
@@ -84,14 +77,17 @@ def rows(repeats: int) -> dict:
 
         timings["torch 200 x (conv2d, conv_transpose2d)"] = products
     result = {name: _median_seconds(function, repeats) for name, function in timings.items()}
-    result["methods"] = f"{op.method_forward}/{op.method_transpose}"
+    result["methods"] = f"{op.method_forward}/{op.method_transpose} from {os.path.dirname(ts.__file__)}"
     return result
 
 
-def _worker(checkout: str, repeats: int) -> dict:
+def _worker(checkout: str, repeats: int, threads: int | None, problem: str) -> dict:
     environment = {**os.environ, "PYTHONPATH": checkout}
-    output = subprocess.run([sys.executable, __file__, "--worker", "--repeats", str(repeats)], env=environment,
-                            check=True, capture_output=True, text=True).stdout
+    if threads is not None:
+        environment.update({name: str(threads) for name in (
+            "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
+    command = [sys.executable, __file__, "--worker", problem, "--repeats", str(repeats)]
+    output = subprocess.run(command, env=environment, check=True, capture_output=True, text=True).stdout
     return json.loads(output.splitlines()[-1])
 
 
@@ -101,19 +97,30 @@ def main(argv=None) -> None:
                         help="another checkout to time in the same run (repeatable)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads of Numba, BLAS and PyTorch in the workers (default: theirs)")
+    parser.add_argument("--worker", metavar="PROBLEM", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(rows(args.repeats)))
+        print(json.dumps(rows(args.repeats, args.worker)))
         return
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, here)  # this checkout's problem definition, shared with asv
+    import numpy as np
+
+    from tconv_sparse.bench.cases import deblur_problem
+
     checkouts = [here, *map(os.path.abspath, args.baseline)]
     runs = {checkout: [] for checkout in checkouts}
-    for _ in range(args.rounds):
-        for checkout in checkouts:
-            runs[checkout].append(_worker(checkout, args.repeats))
-    print(f"# load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; medians of {args.rounds} rounds "
-          f"x {args.repeats} repeats; ratio = row / torch row of the same process")
+    with tempfile.TemporaryDirectory() as folder:
+        problem = os.path.join(folder, "problem.npz")
+        h, w = deblur_problem("float64")
+        np.savez(problem, h=h, w=w)
+        for _ in range(args.rounds):
+            for checkout in checkouts:
+                runs[checkout].append(_worker(checkout, args.repeats, args.threads, problem))
+    print(f"# load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores, threads {args.threads or 'default'}; "
+          f"medians of {args.rounds} rounds x {args.repeats} repeats; ratio = row / torch row of the same process")
     for checkout, results in runs.items():
         print(f"\n{checkout}  (methods {results[0]['methods']})")
         for name in (key for key in results[0] if key != "methods"):

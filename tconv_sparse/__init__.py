@@ -8,7 +8,7 @@ fast by Numba and GEMM kernels that agree with the matrix to float rounding.
 
 from tconv_sparse.core.config import get_max_bytes, set_max_bytes
 from tconv_sparse.core.validation import ParameterTypeError
-from tconv_sparse.solvers.deconvolution import DeconvolutionResult, deconvolve
+from tconv_sparse.solvers.deconvolution import ConvergenceWarning, DeconvolutionResult, deconvolve
 from tconv_sparse.functional import conv, conv_transpose
 from tconv_sparse.core.geometry import Geometry, conv_output_shape, conv_transpose_output_shape
 from tconv_sparse.interop import from_keras, from_torch
@@ -27,6 +27,7 @@ __all__ = [
     "ConvOperator",
     "deconvolve",
     "DeconvolutionResult",
+    "ConvergenceWarning",
     "singular_values",
     "operator_norm",
     "overlap_map",

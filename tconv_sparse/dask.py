@@ -90,6 +90,7 @@ from __future__ import annotations
 import itertools
 import math
 import string
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -594,8 +595,8 @@ def _field(records: np.ndarray, name: str) -> np.ndarray:
 
 
 def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, groups=1,
-               padding_mode="zeros", solver="lsqr", damp=0.0, regularizer=None, x0=None, maxiter=None,
-               tol=None, callback=None, progress=False):
+               padding_mode="zeros", solver="lsqr", damp=0.0, noise_std=None, regularizer=None, x0=None,
+               maxiter=None, tol=None, clip=False, callback=None, progress=False):
     """Lazy :func:`tconv_sparse.deconvolve` of a Dask batch: independent problems, one task per batch chunk.
 
     Every sample is solved by the in-memory :func:`tconv_sparse.deconvolve`
@@ -609,7 +610,9 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
     ----------
     h : dask.array.Array, shape ``(N, C_out, *out)`` or ``(C_out, *out)``
         Chunked along the batch axis only: one sample must fit a worker.
-    weight, input_shape, stride, padding, dilation, groups, padding_mode, solver, damp, regularizer, maxiter, tol
+    weight, input_shape, stride, padding, dilation, groups, padding_mode, solver, damp, noise_std, regularizer
+        As in :func:`tconv_sparse.deconvolve`.
+    maxiter, tol, clip
         As in :func:`tconv_sparse.deconvolve`.
     x0 : array_like or dask.array.Array, optional
         Shaped like the result (batched: rechunked to ``h``'s batch chunks)
@@ -617,9 +620,12 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
     callback : callable, optional
         As in :func:`tconv_sparse.deconvolve`, called inside the tasks (on
         the workers), concurrently for different batch chunks.
-    progress : False
-        A progress bar per task is not supported; use
-        :class:`dask.diagnostics.ProgressBar` or the distributed dashboard.
+    progress : bool
+        ``True``: solve now, under :class:`dask.diagnostics.ProgressBar` on
+        stderr (one bar over the tasks; a bar per task would interleave):
+        the result's arrays are persisted (:func:`dask.persist`), still Dask
+        arrays. With a ``distributed`` client persisting returns at once;
+        follow it on the dashboard or with ``distributed.progress``.
 
     Returns
     -------
@@ -635,7 +641,7 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
     ValueError
         Before any work: ``h`` chunked along a channel or spatial axis, ``h``
         whose shape does not match the geometry, a batched ``x0`` with another
-        batch size, ``progress=True``, a Dask ``weight``.
+        batch size, a ``progress`` that is not a bool, a Dask ``weight``.
 
     Examples
     --------
@@ -651,11 +657,8 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
     weight = _as_weight(weight)
     h = _as_dask("h", h, "deconvolve")
     sample, batched = _as_sample("h", h, weight.ndim - 2)
-    if progress is not False:
-        raise ValueError(
-            f"progress={progress!r} is not supported on Dask (one bar per task would interleave); use "
-            "dask.diagnostics.ProgressBar or the distributed dashboard"
-        )
+    if not isinstance(progress, (bool, np.bool_)):
+        raise v.ParameterTypeError(f"progress must be True or False, got {progress!r}")
     h = h if batched else h[None]
     if any(len(chunks) > 1 for chunks in h.chunks[1:]):
         axes = range(1, h.ndim) if batched else range(h.ndim - 1)
@@ -690,8 +693,8 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
         else:  # one sample, shared by every task
             x0_arguments = (x0, string.ascii_uppercase[:x0.ndim])
     solve = _Solve(weight, {"input_shape": geometry.input_shape, "solver": solver, "damp": damp,
-                            "regularizer": regularizer, "maxiter": maxiter, "tol": tol, "callback": callback,
-                            **conv_kwargs})
+                            "noise_std": noise_std, "regularizer": regularizer, "maxiter": maxiter, "tol": tol,
+                            "clip": clip, "callback": callback, **conv_kwargs})
     records = da.blockwise(_solve_block, "n", h, "n" + string.ascii_lowercase[:h.ndim - 1], *x0_arguments,
                            dask.delayed(solve, pure=True, traverse=False), None, concatenate=True,
                            dtype=object, meta=np.empty((0,), dtype=object), token="tconv_sparse-deconvolve")
@@ -703,4 +706,9 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
                     for name, kind in (("iterations", np.int64), ("residuals", object), ("converged", bool))]
     if not batched:
         fields = [field[0] for field in fields]
+    if progress:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar(out=sys.stderr):
+            fields = dask.persist(*fields)
     return DeconvolutionResult(*fields, solver)

@@ -183,6 +183,19 @@ def test_deconvolve_per_batch_chunk_is_the_in_memory_solve(rng, solver):
         np.testing.assert_array_equal(history, reference)
 
 
+def test_deconvolve_progress_shows_dask_progress_bar_and_persists(rng, capsys):
+    weight = np.array([[[0.25, 0.5, 0.25]]])
+    h = ts.conv(rng.random((4, 1, 16)), weight, padding=1)
+    result = tsd.deconvolve(da.from_array(h, chunks=(2, 1, 16)), weight, padding=1, noise_std=1e-3,
+                            progress=True)
+    err = capsys.readouterr().err
+    assert "100% Completed" in err                 # dask.diagnostics.ProgressBar, on stderr
+    assert len(dict(result.x.dask)) == len(result.x.chunks[0])   # persisted: one in-memory block per chunk
+    expected = ts.deconvolve(h, weight, padding=1, noise_std=1e-3)
+    np.testing.assert_array_equal(result.x.compute(), expected.x)
+    np.testing.assert_array_equal(result.iterations.compute(), expected.iterations)
+
+
 def test_deconvolve_unbatched_and_initial_guesses(rng):
     weight = np.array([[[0.25, 0.5, 0.25]]])
     h = ts.conv(rng.random((4, 1, 16)), weight, padding=1)
@@ -217,7 +230,7 @@ WEIGHT = np.ones((1, 1, 3, 3))
     (lambda: tsd.conv_transpose(_lazy((2, 3, 8, 8)), WEIGHT), "channels"),
     (lambda: tsd.conv(_lazy(), WEIGHT, method="gather"), "method"),
     (lambda: tsd.deconvolve(_lazy(), WEIGHT, padding=1), "batch axis only"),
-    (lambda: tsd.deconvolve(_lazy(chunks=(1, 1, 8, 8)), WEIGHT, padding=1, progress=True), "progress"),
+    (lambda: tsd.deconvolve(_lazy(chunks=(1, 1, 8, 8)), WEIGHT, padding=1, progress="yes"), "progress"),
     (lambda: tsd.deconvolve(_lazy(chunks=(1, 1, 8, 8)), WEIGHT, (9, 9), padding=1), "produces"),
     (lambda: tsd.deconvolve(_lazy(chunks=(1, 1, 8, 8)), WEIGHT, padding=1, x0=np.zeros((3, 1, 8, 8))),
      "samples"),

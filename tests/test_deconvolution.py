@@ -8,8 +8,10 @@ Neumann Laplacian, scikit-image's ``richardson_lucy`` and
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -104,7 +106,9 @@ def test_exact_recovery_complex(rng, solver):
 def test_float32_stays_float32(rng, solver):
     weight = dominant_kernel(rng, 1, 1, (3,)).astype(np.float32)
     g = rng.uniform(0.5, 1.5, (1, 10)).astype(np.float32)
-    result = ts.deconvolve(ts.conv(g, weight, padding=1), weight, padding=1, solver=solver)
+    # Richardson-Lucy's relative change does not reach 10 eps within its default 50 iterations
+    with pytest.warns(ts.ConvergenceWarning) if solver == "richardson_lucy" else contextlib.nullcontext():
+        result = ts.deconvolve(ts.conv(g, weight, padding=1), weight, padding=1, solver=solver)
     assert result.x.dtype == np.float32
     np.testing.assert_allclose(result.x, g, atol=1e-3)
 
@@ -208,9 +212,34 @@ def test_richardson_lucy_stays_nonnegative_on_noisy_data(rng):
     weight = gaussian(5, 1.5)[None, None]
     h = np.abs(ts.conv(rng.uniform(0, 1, (1, 12, 12)), weight, padding=2) + 0.05 * rng.standard_normal((1, 12, 12)))
     minima = []
-    result = ts.deconvolve(h, weight, padding=2, solver="richardson_lucy", maxiter=30,
+    result = ts.deconvolve(h, weight, padding=2, solver="richardson_lucy", maxiter=30, tol=0,
                            callback=lambda k, x: minima.append(x.min()))
     assert min(minima) >= 0 and result.x.min() >= 0 and len(minima) == 30
+
+
+def test_richardson_lucy_reads_round_off_negatives_as_zeros(rng):
+    """FFT round-off (-3.6e-16 on data of order 1) is accepted and read as 0, in h and in the weight."""
+    weight = gaussian(5, 1.0)[None, None]
+    h = ts.conv(rng.uniform(0, 1, (1, 12, 12)), weight, padding=2)
+    h[0, 0, :3] = -3.6e-16
+    noisy_weight = weight.copy()
+    noisy_weight[0, 0, 0, 0] = -1e-18
+    result = ts.deconvolve(h, noisy_weight, padding=2, solver="richardson_lucy", maxiter=5, tol=0)
+    expected = ts.deconvolve(np.maximum(h, 0), np.maximum(noisy_weight, 0), padding=2, solver="richardson_lucy",
+                             maxiter=5, tol=0)
+    np.testing.assert_array_equal(result.x, expected.x)
+
+
+def test_richardson_lucy_clip_sets_negative_data_to_zero(rng):
+    weight = gaussian(5, 1.0)[None, None]
+    h = ts.conv(rng.uniform(0, 0.1, (1, 12, 12)), weight, padding=2) + 0.05 * rng.standard_normal((1, 12, 12))
+    assert h.min() < -0.01   # dim, noisy counts after background subtraction
+    with pytest.raises(ValueError, match="needs h real and >= 0.*clip=True"):
+        ts.deconvolve(h, weight, padding=2, solver="richardson_lucy")
+    clipped = ts.deconvolve(h, weight, padding=2, solver="richardson_lucy", maxiter=5, tol=0, clip=True)
+    expected = ts.deconvolve(np.maximum(h, 0), weight, padding=2, solver="richardson_lucy", maxiter=5, tol=0)
+    np.testing.assert_array_equal(clipped.x, expected.x)
+    assert clipped.x.min() >= 0
 
 
 # ----------------------------------------------------------------- TV
@@ -324,7 +353,16 @@ def test_callback_and_progress(rng, capsys):
     assert "deconvolve[lsqr] sample 2/2" in err and "residual" in err and err.endswith("\n")
 
 
-def test_progress_bar_draws_residual():
+def test_progress_through_tqdm(rng, capsys):
+    pytest.importorskip("tqdm")
+    weight = dominant_kernel(rng, 1, 1, (3, 3))
+    ts.deconvolve(rng.standard_normal((2, 1, 5, 5)), weight, padding=1, progress=True)
+    err = capsys.readouterr().err
+    assert "deconvolve[lsqr] sample 2/2" in err and "it/s" in err and "residual " in err
+
+
+def test_progress_bar_draws_residual(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # the plain bar, drawn when tqdm is not installed
     stream = io.StringIO()
     bar = monitor.Progress("cg", 1, 10, stream)
     bar.update(0, 5, 0.125, force=True)
@@ -337,7 +375,9 @@ def test_progress_bar_draws_residual():
 def test_ill_posed_without_damping_returns_within_maxiter(rng, solver):
     weight = gaussian(19, 3.0, 1)[None, None]
     h = np.abs(ts.conv(rng.uniform(0, 1, (1, 64)), weight, padding=9) + 1e-3 * rng.standard_normal((1, 64)))
-    result = ts.deconvolve(h, weight, padding=9, solver=solver, maxiter=40)
+    advice = "tol=0 to run exactly maxiter" if solver == "richardson_lucy" else "damp > 0"
+    with pytest.warns(ts.ConvergenceWarning, match=f"deconvolve\\(solver='{solver}'\\) reached maxiter=40.*{advice}"):
+        result = ts.deconvolve(h, weight, padding=9, solver=solver, maxiter=40)
     assert result.iterations == 40 and not result.converged
     assert np.all(np.isfinite(result.x)) and len(result.residuals) == 41
 
@@ -356,11 +396,39 @@ def test_noise_std_stops_at_the_discrepancy_level(rng, solver):
     assert misfit == pytest.approx(result.residuals[-1], rel=1e-6)
 
 
+def test_defaults_on_a_blurred_noisy_image_warn_within_the_bounded_maxiter(rng):
+    """Issue 15's trap: ``damp=0`` on a blur with noise stops at the capped default maxiter and says
+    which argument to change."""
+    weight = gaussian(7, 1.5)[None, None]
+    h = ts.conv(rng.uniform(0, 1, (1, 24, 24)), weight, padding="same") + 0.01 * rng.standard_normal((1, 24, 24))
+    with pytest.warns(ts.ConvergenceWarning, match="damp > 0.*damp='auto'") as caught:
+        result = ts.deconvolve(h, weight, padding="same")
+    assert len(caught) == 1 and not result.converged
+    assert result.iterations <= ts.solvers.convergence.default_maxiter("lsqr", 24 * 24) == 1000
+    assert len(result.residuals) == result.iterations + 1
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_nothing_runs_past_maxiter(rng, solver):
+    weight = gaussian(5, 1.0, 1)[None, None]
+    h = np.abs(ts.conv(rng.uniform(0, 1, (1, 30)), weight, padding=2) + 1e-3 * rng.standard_normal((1, 30)))
+    seen = []
+    result = ts.deconvolve(h, weight, padding=2, solver=solver, maxiter=3, tol=0, damp=0.0,
+                           callback=lambda k, x: seen.append(k))
+    assert result.iterations <= 3 and max(seen, default=0) <= 3 and len(result.residuals) == result.iterations + 1
+
+
+def test_a_diverging_history_warns():
+    with pytest.warns(ts.ConvergenceWarning, match="grew from 1.000e\\+00 to 3.000e\\+00.*lower maxiter"):
+        ts.solvers.convergence.check("pdhg", 10, 0.0, [(None, 2, np.array([2.0, 1.0, 3.0]), True)])
+
+
 @pytest.mark.parametrize("solver", ("lsqr", "lsmr"))
 def test_lsqr_and_lsmr_stop_when_the_condition_estimate_exceeds_1e8(rng, solver):
     weight = gaussian(31, 5.0, 1)[None, None]   # on 40 samples: cond(C) = 1.3e11
-    result = ts.deconvolve(rng.standard_normal((1, 40)), weight, padding=15, solver=solver, maxiter=2000,
-                           tol=1e-14)
+    with pytest.warns(ts.ConvergenceWarning, match="condition number exceeded 1e8.*damp > 0"):
+        result = ts.deconvolve(rng.standard_normal((1, 40)), weight, padding=15, solver=solver, maxiter=2000,
+                               tol=1e-14)
     assert not result.converged and result.iterations < 1000
 
 
@@ -417,6 +485,9 @@ BAD_INPUTS = [
     ({"weight": -W2, "solver": "richardson_lucy"}, "needs weight real and >= 0"),
     ({"weight": 0 * W2, "solver": "richardson_lucy"}, "positive entry"),
     ({"x0": -np.ones((1, 6, 6)), "solver": "richardson_lucy"}, "needs x0 real and >= 0"),
+    ({"h": -1e-3 * H2, "solver": "richardson_lucy"}, "needs h real and >= 0.*16 entries below.*clip=True"),
+    ({"h": H2, "clip": True}, "clip=True .*richardson_lucy.* only, got solver='lsqr'"),
+    ({"h": H2, "clip": 1, "solver": "richardson_lucy"}, "clip must be True or False"),
     ({"h": H2 + 0j, "solver": "richardson_lucy"}, "needs h real"),
     ({"h": np.ones((4, 4))}, "h must have 3 .* or 4 .* dimensions"),
     ({"h": np.ones((2, 4, 4))}, "h has 2 channels but the weight .* produces C_out = .* 1"),

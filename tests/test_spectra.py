@@ -1,5 +1,7 @@
 """Singular values and operator norms against the dense SVD of ``conv_matrix``."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -173,3 +175,32 @@ def test_too_large_spectra_are_refused_with_the_cost():
         ts.singular_values(weight, (32, 32), padding=1, padding_mode="circular", max_flops=1e3)
     with pytest.raises(ValueError, match="operator-norm bound would need"):
         ts.operator_norm(weight, (32, 32), padding=1, bound=True, max_bytes=1000)
+
+
+# ---------------------------------------------------------------- progress
+def test_progress_states_the_route_and_its_estimated_time(capsys, monkeypatch):
+    w = np.ones((1, 1, 3, 3))
+    expected = ts.singular_values(w, (4, 4), padding=1, progress=False)
+    assert capsys.readouterr().err == ""
+    ts.singular_values(w, (4, 4), padding=1)                 # progress=None: quick, silent
+    assert capsys.readouterr().err == ""
+    np.testing.assert_array_equal(ts.singular_values(w, (4, 4), padding=1, progress=True), expected)
+    assert "all singular values by a dense SVD of the 16x16 matrix" in capsys.readouterr().err
+    monkeypatch.setattr(spectra, "FLOP_RATE", 1.0)          # the same SVD on a machine this slow: announced
+    ts.operator_norm(w, (4, 4), padding=1)
+    assert re.search(r"dense SVD of the 16x16 matrix: .* an estimated [0-9.e+]+ s", capsys.readouterr().err)
+    ts.operator_norm(w, (4, 4), padding=1, padding_mode="circular", bound=True)
+    assert "the operator-norm bound from 16 frequency blocks of 1x1" in capsys.readouterr().err
+
+
+def test_progress_bar_over_the_iterative_svd(capsys):
+    w = np.ones((1, 1, 3, 3))
+    quiet = ts.singular_values(w, (40, 40), padding=1, k=1, progress=False)
+    shown = ts.singular_values(w, (40, 40), padding=1, k=1, progress=True)
+    np.testing.assert_allclose(shown, quiet, rtol=1e-12)
+    assert "svds: top 1 of 1600x1600" in capsys.readouterr().err
+
+
+def test_progress_must_be_a_bool_or_none():
+    with pytest.raises(ValueError, match="progress must be None, True or False, got 'yes'"):
+        ts.singular_values(np.ones((1, 1, 3)), 8, progress="yes")

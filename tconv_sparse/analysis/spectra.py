@@ -29,6 +29,12 @@ Cost limits: a computation whose estimated memory exceeds the library limit
 (:func:`tconv_sparse.set_max_bytes`, or ``max_bytes=``) or whose estimated
 floating-point operations exceed ``max_flops`` is refused with a
 ``ValueError`` stating both estimates.
+
+Progress (``progress=``): ``None`` (default) states the route and its
+estimated time on stderr before a dense SVD or the frequency blocks when the
+estimate exceeds :data:`ANNOUNCE_SECONDS` (at :data:`FLOP_RATE`); ``True``
+always does, and draws a bar over the products of ARPACK's iterative SVD
+(:mod:`tconv_sparse.core.progress`: tqdm when installed); ``False`` is silent.
 """
 
 from __future__ import annotations
@@ -42,12 +48,19 @@ from tconv_sparse.core import validation as v
 from tconv_sparse.core.config import WORK_CHUNK_BYTES, get_max_bytes
 from tconv_sparse.core.geometry import Geometry
 from tconv_sparse.core.matrix import build_matrix, matrix_bytes
+from tconv_sparse.core.progress import Progress, note
 from tconv_sparse.operator import ConvOperator
 
 __all__ = ["singular_values", "operator_norm", "DEFAULT_MAX_FLOPS"]
 
 #: Default refusal threshold for the estimated floating-point operations of one call.
 DEFAULT_MAX_FLOPS = 1e12
+#: floating-point operations per second of the time estimates: LAPACK's SVD on the 2-core benchmark
+#: machine (the 4096 x 4096 one of ``singular_values(w, (64, 64), padding="same")``, 8.2e11 flops,
+#: took 55 s)
+FLOP_RATE = 1.5e10
+#: with ``progress=None``, computations estimated to take longer than this are announced on stderr
+ANNOUNCE_SECONDS = 10.0
 #: The top ``k`` values come from a dense SVD when it costs at most this many flops.
 _DENSE_TOP_K_MAX_FLOPS = 2e9
 #: Working-set target of one chunk of frequency blocks.
@@ -111,6 +124,21 @@ def _refuse_if_costly(what, size_bytes, flops, max_bytes, max_flops, advice):
             f"floating-point operations, above the limits (memory {v.format_bytes(limit)}, "
             f"max_flops={max_flops:.2g}); {advice}"
         )
+
+
+def _parse_progress(progress):
+    if progress is not None and not isinstance(progress, (bool, np.bool_)):
+        raise v.ParameterTypeError(f"progress must be None, True or False, got {progress!r}")
+    return progress
+
+
+def _announce(progress, what: str, flops: float) -> None:
+    """State ``what`` and its estimated time on stderr (always with ``progress=True``; with ``None``
+    when it exceeds :data:`ANNOUNCE_SECONDS`)."""
+    seconds = flops / FLOP_RATE
+    if progress or (progress is None and seconds > ANNOUNCE_SECONDS):
+        note(f"tconv_sparse: {what}: {flops:.2g} floating-point operations, an estimated {seconds:.2g} s "
+             f"at {FLOP_RATE:.2g} flop/s (progress=False silences this)")
 
 
 def _svd_flops(rows, cols):
@@ -185,21 +213,24 @@ def _frequency_blocks(weight, geometry, grid, offsets):
 
 
 def _check_block_cost(geometry, grid, max_bytes, max_flops, what, keep_all):
-    """Refuse (``ValueError``) frequency-block SVDs estimated above the limits."""
+    """Refuse (``ValueError``) frequency-block SVDs estimated above the limits; return their flops."""
     groups, rows, cols = _block_shape(geometry)
     frequencies = math.prod(grid)
     flops = 8.0 * frequencies * geometry.out_channels * geometry.in_channels_per_group \
         * math.prod(geometry.kernel_shape) + frequencies * groups * _svd_flops(rows, cols)
     size = 3 * WORK_CHUNK_BYTES + (8 * frequencies * groups * min(rows, cols) if keep_all else 0)
     _refuse_if_costly(what, size, flops, max_bytes, max_flops, "raise max_flops / max_bytes")
+    return flops
 
 
-def _block_values(weight, geometry, grid, offsets, max_bytes, max_flops, what, keep_all):
+def _block_values(weight, geometry, grid, offsets, max_bytes, max_flops, what, keep_all, progress=False):
     """Singular values of the frequency blocks, one array ``(F, G, min)`` per chunk.
 
     The cost is checked (and the call refused) before anything is computed.
     """
-    _check_block_cost(geometry, grid, max_bytes, max_flops, what, keep_all)
+    flops = _check_block_cost(geometry, grid, max_bytes, max_flops, what, keep_all)
+    _, rows, cols = _block_shape(geometry)
+    _announce(progress, f"{what} from {math.prod(grid)} frequency blocks of {rows}x{cols}", flops)
     return (np.linalg.svd(blocks, compute_uv=False)
             for blocks in _frequency_blocks(weight, geometry, grid, offsets))
 
@@ -247,7 +278,7 @@ def circulant_coefficients(weight, geometry, h, max_bytes=None, max_flops=DEFAUL
 
 
 # ------------------------------------------------------------------- matrix route
-def _dense_values(weight, geometry, max_bytes, max_flops, what):
+def _dense_values(weight, geometry, max_bytes, max_flops, what, progress=False):
     rows, cols = geometry.matrix_shape
     dtype = _value_dtype(weight)
     size = 2 * rows * cols * dtype.itemsize + matrix_bytes(geometry, dtype)
@@ -257,11 +288,26 @@ def _dense_values(weight, geometry, max_bytes, max_flops, what):
         "ask for the top k values (k=...), use circular padding with an exactly circulant "
         "geometry, or raise max_flops / max_bytes",
     )
+    _announce(progress, f"{what} by a dense SVD of the {rows}x{cols} matrix", _svd_flops(rows, cols))
     dense = build_matrix(weight, geometry, dtype, max_bytes).toarray()
     return np.linalg.svd(dense, compute_uv=False)
 
 
-def _sparse_top(weight, geometry, k, max_bytes):
+def _counted(matrix, bar: Progress):
+    """``matrix`` as a ``LinearOperator`` that advances ``bar`` at every product."""
+    from scipy.sparse.linalg import LinearOperator
+
+    def product(function):
+        def run(x):
+            bar.step(bar.done + 1)
+            return function(x)
+        return run
+
+    return LinearOperator(matrix.shape, matvec=product(matrix.__matmul__), dtype=matrix.dtype,
+                          rmatvec=product(lambda y: matrix.conj().T @ y))
+
+
+def _sparse_top(weight, geometry, k, max_bytes, progress=False):
     from scipy.sparse.linalg import svds
 
     rows, cols = geometry.matrix_shape
@@ -272,7 +318,12 @@ def _sparse_top(weight, geometry, k, max_bytes):
                   max_bytes)
     matrix = build_matrix(weight, geometry, dtype, max_bytes)
     start = np.random.default_rng(0).standard_normal(min(rows, cols))
-    values = svds(matrix, k=k, tol=0, v0=start, return_singular_vectors=False, solver="arpack")
+    if not progress:
+        values = svds(matrix, k=k, tol=0, v0=start, return_singular_vectors=False, solver="arpack")
+        return np.sort(values)[::-1]
+    with Progress(None, desc=f"svds: top {k} of {rows}x{cols}", unit="product", shown=True) as bar:
+        values = svds(_counted(matrix, bar), k=k, tol=0, v0=start, return_singular_vectors=False,
+                      solver="arpack")
     return np.sort(values)[::-1]
 
 
@@ -281,25 +332,25 @@ def _use_dense(geometry, k):
             or _svd_flops(*geometry.matrix_shape) <= _DENSE_TOP_K_MAX_FLOPS)
 
 
-def _values(weight, geometry, k, max_bytes, max_flops):
+def _values(weight, geometry, k, max_bytes, max_flops, progress=None):
     """Descending singular values (the top ``k`` when given) of a validated geometry."""
     grid = _circulant_grid(geometry)
     if grid is not None:
         offsets = tuple(lo for lo, _ in geometry.padding)
         chunks = _block_values(weight, geometry, grid, offsets, max_bytes, max_flops,
-                               "the frequency-domain singular values", keep_all=True)
+                               "the frequency-domain singular values", keep_all=True, progress=progress)
         values = np.sort(np.concatenate([chunk.ravel() for chunk in chunks]))[::-1]
     elif _use_dense(geometry, k):
         values = _dense_values(weight, geometry, max_bytes, max_flops,
-                               "all singular values" if k is None else f"the top {k} singular values")
+                               "all singular values" if k is None else f"the top {k} singular values", progress)
     else:
-        values = _sparse_top(weight, geometry, k, max_bytes)
+        values = _sparse_top(weight, geometry, k, max_bytes, progress)
     return values if k is None else values[:k]
 
 
 # --------------------------------------------------------------------- public API
 def singular_values(weight, input_shape=None, *, stride=1, padding=0, dilation=1, groups=1,
-                    padding_mode="zeros", k=None, max_bytes=None, max_flops=DEFAULT_MAX_FLOPS):
+                    padding_mode="zeros", k=None, max_bytes=None, max_flops=DEFAULT_MAX_FLOPS, progress=None):
     """Singular values of the convolution matrix ``C``, in descending order.
 
     Parameters
@@ -318,6 +369,11 @@ def singular_values(weight, input_shape=None, *, stride=1, padding=0, dilation=1
         Memory limit (default: the library limit).
     max_flops : float
         Refuse computations estimated above this many floating-point operations.
+    progress : bool or None
+        ``None``: state the route and its estimated time on stderr before a
+        computation estimated above 10 s (a dense SVD cannot report
+        progress); ``True``: always, plus a bar over the products of the
+        iterative SVD; ``False``: silent. See the module notes.
 
     Returns
     -------
@@ -361,16 +417,17 @@ def singular_values(weight, input_shape=None, *, stride=1, padding=0, dilation=1
     weight, geometry = _resolve(weight, input_shape, stride, padding, dilation, groups, padding_mode)
     k = _parse_k(k, min(geometry.matrix_shape))
     max_bytes, max_flops = _parse_limits(max_bytes, max_flops)
-    return _values(weight, geometry, k, max_bytes, max_flops)
+    return _values(weight, geometry, k, max_bytes, max_flops, _parse_progress(progress))
 
 
 def operator_norm(weight, input_shape=None, *, stride=1, padding=0, dilation=1, groups=1,
-                  padding_mode="zeros", bound=False, max_bytes=None, max_flops=DEFAULT_MAX_FLOPS):
+                  padding_mode="zeros", bound=False, max_bytes=None, max_flops=DEFAULT_MAX_FLOPS,
+                  progress=None):
     """Operator 2-norm (largest singular value) of the convolution ``C``, or an upper bound.
 
     Parameters
     ----------
-    weight, input_shape, stride, padding, dilation, groups, padding_mode, max_bytes, max_flops
+    weight, input_shape, stride, padding, dilation, groups, padding_mode, max_bytes, max_flops, progress
         As in :func:`singular_values`.
     bound : bool
         ``False`` (default): the exact largest singular value (see
@@ -402,9 +459,10 @@ def operator_norm(weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
     if not isinstance(bound, (bool, np.bool_)):
         raise v.ParameterTypeError(f"bound must be True or False, got {bound!r}")
     max_bytes, max_flops = _parse_limits(max_bytes, max_flops)
+    progress = _parse_progress(progress)
     if not bound:
-        return float(_values(weight, geometry, 1, max_bytes, max_flops)[0])
+        return float(_values(weight, geometry, 1, max_bytes, max_flops, progress)[0])
     grid, offsets, factor = _embedding(geometry)
     chunks = _block_values(weight, geometry, grid, offsets, max_bytes, max_flops,
-                           "the operator-norm bound", keep_all=False)
+                           "the operator-norm bound", keep_all=False, progress=progress)
     return max(float(chunk.max()) for chunk in chunks) * factor

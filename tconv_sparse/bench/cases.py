@@ -36,6 +36,10 @@ __all__ = [
     "LSQR_CASES",
     "LSQR_ITERATIONS",
     "LSQR_METHODS",
+    "DEBLUR_ITERATIONS",
+    "DEBLUR_DAMP",
+    "DEBLUR_PADDING",
+    "deblur_problem",
     "find_cases",
 ]
 
@@ -222,6 +226,32 @@ LSQR_METHODS = {
     "direct+gather": ("direct", "gather"),
     "im2col": "im2col",
 }
+
+
+#: the deblurring benchmark (issue 11, asv ``DeblurLsqr200`` and ``scripts/bench_lsqr.py``):
+#: ``deconvolve(h, weight, padding=DEBLUR_PADDING, solver="lsqr", damp=DEBLUR_DAMP,
+#: maxiter=DEBLUR_ITERATIONS, tol=0)`` on :func:`deblur_problem`
+DEBLUR_ITERATIONS, DEBLUR_DAMP, DEBLUR_PADDING = 200, 0.05, 3
+
+
+def deblur_problem(dtype="float64") -> tuple[np.ndarray, np.ndarray]:
+    """``(h, weight)``: a 64x64 single-channel random image blurred by a 7x7 Gaussian.
+
+    The PSF has sigma 1.5 and unit sum; zero padding 3 keeps the size; the
+    noise has standard deviation 0.01. Drawn from :data:`SEED`.
+
+    Examples
+    --------
+    >>> from tconv_sparse.bench.cases import deblur_problem
+    >>> h, weight = deblur_problem("float32")
+    >>> h.shape, weight.shape, h.dtype.name, round(float(weight.sum()), 6)
+    ((1, 64, 64), (1, 1, 7, 7), 'float32', 1.0)
+    """
+    rng = np.random.default_rng(SEED)
+    taps = np.exp(-(np.arange(7) - 3) ** 2 / (2 * 1.5 ** 2))
+    weight = (np.multiply.outer(taps, taps) / taps.sum() ** 2)[None, None].astype(dtype)
+    h = ts.conv(rng.random((1, 64, 64)).astype(dtype), weight, padding=DEBLUR_PADDING)
+    return h + (0.01 * rng.standard_normal(h.shape)).astype(dtype), weight
 
 
 def find_cases(substrings=None, *, full: bool = False) -> tuple[ConvCase, ...]:

@@ -86,12 +86,12 @@ def _note(line: str) -> None:
 
 def _run_plan(plan, factories, timing, monitor):
     """``(results, interrupted)``: every measurement that finished, and whether Ctrl-C stopped the run."""
-    from tconv_sparse.cli.progress import Progress
+    from tconv_sparse.core.progress import Progress
 
     with Progress(len(plan)) as progress:
         def on_step(done, total):
             monitor.sample()
-            progress.step(done, total)
+            progress.step(done)
 
         try:
             return runners.run_benchmarks(plan, timing, factories=factories.__getitem__, progress=progress.line,

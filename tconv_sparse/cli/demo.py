@@ -316,7 +316,7 @@ def _deconvolution_estimates(truth, rng, maxiter=None) -> dict:
     weight = _gaussian_psf(_PSF_SIZE, _PSF_SIGMA)[None, None]
     h = ts.conv(truth[None], weight, method="sparse", **_BLUR)
     h = h + _NOISE * rng.standard_normal(h.shape)
-    cap = {} if maxiter is None else {"maxiter": maxiter}
+    cap = {} if maxiter is None else {"maxiter": maxiter, "tol": 0}
     estimates = {"blurred data h": (h, 0.0)}
 
     def timed(name, compute):
@@ -330,7 +330,7 @@ def _deconvolution_estimates(truth, rng, maxiter=None) -> dict:
     timed("deconvolve lsqr, damp 0.1 (Tikhonov)", lambda: solve(damp=0.1))
     timed("deconvolve lsqr, laplacian, damp 0.05", lambda: solve(damp=0.05, regularizer="laplacian"))
     timed("deconvolve richardson_lucy, 30 iterations",
-          lambda: solve(np.clip(h, 0, None), solver="richardson_lucy", maxiter=30))
+          lambda: solve(np.clip(h, 0, None), solver="richardson_lucy", maxiter=30, tol=0))
     timed("deconvolve pdhg, total variation, damp 0.07",
           lambda: solve(solver="pdhg", damp=0.07, regularizer="tv", tol=3e-4))
     return estimates

@@ -33,14 +33,15 @@ from dataclasses import replace
 import numpy as np
 
 from tconv_sparse.core import validation as v
-from tconv_sparse.solvers import direct, least_squares, pdhg, richardson_lucy
+from tconv_sparse.solvers import convergence, direct, least_squares, pdhg, richardson_lucy
+from tconv_sparse.solvers.convergence import ConvergenceWarning
 from tconv_sparse.solvers.damp_rules import choose_damps
 from tconv_sparse.solvers.monitor import Monitor, Progress
 from tconv_sparse.solvers.problem import SOLVERS, default_x0, parse_problem
 from tconv_sparse.solvers.regularizers import REGULARIZERS
 from tconv_sparse.solvers.result import DeconvolutionResult, collect
 
-__all__ = ["deconvolve", "DeconvolutionResult", "SOLVERS", "REGULARIZERS"]
+__all__ = ["deconvolve", "DeconvolutionResult", "ConvergenceWarning", "SOLVERS", "REGULARIZERS"]
 
 #: solver name -> set-up returning ``solve(h, x0, monitor) -> (x, iterations, converged)``
 _SETUP = {"lsqr": least_squares.setup, "lsmr": least_squares.setup, "cg": least_squares.setup,
@@ -49,8 +50,7 @@ _SETUP = {"lsqr": least_squares.setup, "lsmr": least_squares.setup, "cg": least_
 
 def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, groups=1,
                padding_mode="zeros", solver="lsqr", damp=0.0, damp_rule="gcv", noise_std=None, regularizer=None,
-               x0=None,
-               maxiter=None, tol=None, callback=None, progress=False):
+               x0=None, maxiter=None, tol=None, clip=False, callback=None, progress=False):
     """Recover the input ``g`` of a convolution from its output ``h = conv(g, weight) (+ noise)``.
 
     Solves ``min_g ||C g - h||^2 + damp^2 R(g)`` (or, for Richardson-Lucy,
@@ -107,14 +107,24 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
         shared by the batch). Default: zeros; for Richardson-Lucy the
         constant image whose blur has the total flux of ``h``.
     maxiter : int, optional
-        Iteration limit, ``>= 1``; never exceeded. Default: twice the number
-        of unknowns for ``"lsqr"``, ``"lsmr"`` and ``"cg"``, 5 for
-        ``"direct"`` (solves with the factorisation), 50 for
+        Iteration limit, ``>= 1``; never exceeded. Default: ``min(2 n,
+        1000)`` for ``n`` unknowns with ``"lsqr"``, ``"lsmr"`` and ``"cg"``
+        (SciPy's ``2 n``, capped: an ill-posed problem fits the noise long
+        before), 5 for ``"direct"`` (solves with the factorisation), 50 for
         ``"richardson_lucy"``, 1000 for ``"pdhg"``.
     tol : float, optional
         Stopping tolerance, ``0 <= tol < 1`` (0 runs ``maxiter`` iterations);
         default 1.5e-8 for float64 and complex128, 1.2e-6 (``10 eps``) for
         float32 and complex64. See Notes.
+    clip : bool
+        ``solver="richardson_lucy"`` only: set the negative entries of ``h``
+        (and ``x0``) to 0 before solving, for noisy or
+        background-subtracted counts. Without it, negative entries are
+        refused unless they are round-off (at least ``-100 eps max|h|``,
+        e.g. ``-3.6e-16`` from an FFT), which are read as 0; the same holds
+        for the weight, which is never clipped. (scikit-image's
+        ``richardson_lucy(..., clip=True)`` clips its *estimate* to
+        ``[-1, 1]`` instead.)
     callback : callable, optional
         ``callback(iteration, x)`` after every iteration, with ``x`` a copy
         of the current estimate of the sample being solved,
@@ -129,6 +139,16 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
         ``.residuals``, ``.converged``, ``.solver`` and ``.damp``; see
         :class:`DeconvolutionResult`.
 
+    Warns
+    -----
+    ConvergenceWarning
+        When a sample stops without meeting its stopping test (``maxiter``
+        reached with ``tol > 0``, or LSQR/LSMR's condition estimate above
+        ``1e8``) or its residual history diverges; the message names the
+        argument to change (``damp``, ``damp="auto"``, ``noise_std``,
+        ``maxiter``). ``tol=0`` asks for exactly ``maxiter`` iterations and
+        does not warn when they are reached.
+
     Raises
     ------
     ValueError
@@ -136,9 +156,12 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
         not match the geometry, negative or non-finite ``damp`` (or a string
         other than ``"auto"``, or ``"auto"`` with a regulariser or
         Richardson-Lucy), an unknown ``damp_rule``, ``"discrepancy"``
-        without ``noise_std``, ``noise_std`` not positive and finite, ``maxiter < 1``, ``tol`` outside ``[0, 1)``, an unknown solver or regulariser, a
-        regulariser the solver cannot use, negative or complex data, kernel
-        or ``x0`` with Richardson-Lucy, non-finite data. For ``"direct"``,
+        without ``noise_std``, ``noise_std`` not positive and finite,
+        ``maxiter < 1``, ``tol`` outside ``[0, 1)``, an unknown solver or
+        regulariser, a regulariser the solver cannot use, ``clip=True`` with
+        another solver than Richardson-Lucy, complex data, kernel or ``x0``,
+        or negative ones beyond round-off (the message says what to do),
+        with Richardson-Lucy, non-finite data. For ``"direct"``,
         before factorising, when ``C^H C`` or its factors would exceed the
         memory limit (:func:`~tconv_sparse.set_max_bytes`); the message
         states the estimated size.
@@ -248,11 +271,12 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
     ...                        / (1e-3 * np.sqrt(16))).round(3)
     (array([0.027 , 0.0257]), array([1., 1.]))
 
-    Richardson-Lucy keeps the estimate non-negative; ``callback`` sees every iterate:
+    Richardson-Lucy keeps the estimate non-negative; ``callback`` sees every
+    iterate (``tol=0``: exactly ``maxiter`` iterations, the regularisation):
 
     >>> history = []
     >>> result = ts.deconvolve(ts.conv(np.abs(g[0]), w, padding=1), w, padding=1,
-    ...                        solver="richardson_lucy", maxiter=20,
+    ...                        solver="richardson_lucy", maxiter=20, tol=0,
     ...                        callback=lambda k, x: history.append(float(x.min())))
     >>> result.iterations, len(result.residuals), min(history) >= 0
     (20, 21, True)
@@ -264,7 +288,7 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
     if not isinstance(progress, (bool, np.bool_)):
         raise v.ParameterTypeError(f"progress must be True or False, got {progress!r}")
     problem = parse_problem(h, weight, input_shape, conv_kwargs, solver, damp, regularizer, x0, maxiter, tol,
-                            noise_std, damp_rule)
+                            noise_std, clip, damp_rule)
     damps, setups = choose_damps(problem), {}
     starts = default_x0(problem) if problem.x0 is None else problem.x0
     batch = problem.h.shape[0]
@@ -279,4 +303,5 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
         samples.append((x.reshape(problem.sample_shape), count, np.array(monitor.residuals), done))
     if bar is not None:
         bar.close()
+    convergence.check(problem.solver, problem.maxiter, problem.tol, samples)
     return collect(samples, problem.batched, problem.solver, damps)

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import math
-import sys
-import time
-
 import numpy as np
+
+from tconv_sparse.core.progress import Progress as _Bar
 
 __all__ = ["Progress", "Monitor"]
 
-#: seconds between two redraws of the progress line
-_PROGRESS_INTERVAL = 0.1
-
 
 class Progress:
-    """A one-line progress bar with the residual, redrawn on stderr.
+    """The solve's progress bar: ``deconvolve[solver] sample i/N``, the iterations and the residual.
+
+    Drawn by :class:`tconv_sparse.core.progress.Progress` (tqdm when
+    installed, else a text bar redrawn on stderr).
 
     Examples
     --------
@@ -24,31 +22,26 @@ class Progress:
     >>> stream = io.StringIO()
     >>> bar = Progress("cg", 1, 10, stream)
     >>> bar.update(0, 5, 0.125, force=True)
-    >>> stream.getvalue()
-    '\\rdeconvolve[cg] sample 1/1 |##########..........| 5/10 residual 1.250e-01'
+    >>> bar.close()
     """
 
     def __init__(self, solver: str, samples: int, maxiter: int, stream=None):
-        self.solver, self.samples, self.maxiter = solver, samples, maxiter
-        self.stream = sys.stderr if stream is None else stream
-        self.last_draw = -math.inf
+        self.solver, self.samples, self.sample = solver, samples, 0
+        self.bar = _Bar(maxiter, stream, desc=self._label(0), unit="it", shown=True)
+
+    def _label(self, sample: int) -> str:
+        return f"deconvolve[{self.solver}] sample {sample + 1}/{self.samples}"
 
     def update(self, sample: int, iteration: int, residual: float, force: bool = False) -> None:
-        """Redraw the line (at most every 0.1 s unless ``force``)."""
-        now = time.monotonic()
-        if not force and now - self.last_draw < _PROGRESS_INTERVAL:
-            return
-        self.last_draw = now
-        filled = 20 * iteration // self.maxiter
-        self.stream.write(f"\rdeconvolve[{self.solver}] sample {sample + 1}/{self.samples} "
-                          f"|{'#' * filled}{'.' * (20 - filled)}| {iteration}/{self.maxiter} "
-                          f"residual {residual:.3e}")
-        self.stream.flush()
+        """Show ``iteration`` of ``sample`` and its residual (redrawn at most every 0.1 s unless ``force``)."""
+        if sample != self.sample:
+            self.sample = sample
+            self.bar.restart(self._label(sample))
+        self.bar.step(iteration, f"residual {residual:.3e}", force=force)
 
     def close(self) -> None:
-        """End the line."""
-        self.stream.write("\n")
-        self.stream.flush()
+        """End the bar."""
+        self.bar.close()
 
 
 class Monitor:

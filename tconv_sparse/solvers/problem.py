@@ -17,6 +17,7 @@ import numpy as np
 from tconv_sparse.core import validation as v
 from tconv_sparse.core.geometry import Geometry, conv_transpose_output_shape
 from tconv_sparse.operator import ConvOperator
+from tconv_sparse.solvers.convergence import default_maxiter
 from tconv_sparse.solvers.damp_rules import DAMP_RULES, parse_noise_std
 from tconv_sparse.solvers.regularizers import REGULARIZERS
 
@@ -24,8 +25,6 @@ __all__ = ["SOLVERS", "Problem", "parse_problem", "default_x0"]
 
 #: every ``solver`` value
 SOLVERS = ("lsqr", "lsmr", "cg", "direct", "richardson_lucy", "pdhg")
-#: default ``maxiter`` of the non-Krylov solvers; the Krylov ones use twice the unknowns
-_DEFAULT_MAXITER = {"direct": 5, "richardson_lucy": 50, "pdhg": 1000}
 
 
 @dataclass(frozen=True)
@@ -74,10 +73,29 @@ def _check_finite(name: str, array: np.ndarray) -> None:
         raise ValueError(f"{name} must be finite, got {np.count_nonzero(~np.isfinite(array))} NaN or inf entries")
 
 
-def _check_nonnegative(name: str, array: np.ndarray) -> None:
-    if np.iscomplexobj(array) or np.any(array < 0):
-        raise ValueError(f"solver='richardson_lucy' needs {name} real and >= 0 (Poisson model), got "
-                         f"dtype {array.dtype} with minimum {np.min(array.real)}")
+#: Richardson-Lucy reads entries down to ``-ROUNDOFF * eps * max|array|`` as zeros (FFT round-off)
+ROUNDOFF = 100
+_ADVICE = {"weight": "use a non-negative PSF, e.g. np.clip(weight, 0, None)",
+           "h": "pass clip=True to set the negative data to 0 (noisy or background-subtracted counts), or use "
+                "a least-squares solver such as solver='lsqr'",
+           "x0": "pass clip=True to set its negative entries to 0, or start from np.clip(x0, 0, None)"}
+
+
+def _nonnegative(name: str, array: np.ndarray, clip: bool) -> np.ndarray:
+    """``array`` with its negative entries set to 0 if they are round-off (or ``clip`` allows it)."""
+    if np.iscomplexobj(array):
+        raise ValueError(f"solver='richardson_lucy' needs {name} real and >= 0 (Poisson model), got dtype "
+                         f"{array.dtype}")
+    lowest = np.min(array, initial=0)
+    if lowest >= 0:
+        return array
+    allowance = ROUNDOFF * np.finfo(v.result_dtype(array)).eps * np.max(np.abs(array))
+    if lowest < -allowance and not (clip and name != "weight"):
+        raise ValueError(
+            f"solver='richardson_lucy' needs {name} real and >= 0 (Poisson model), got minimum {lowest:.3g} "
+            f"({np.count_nonzero(array < -allowance)} entries below -{allowance:.2g}, the round-off allowance "
+            f"of {ROUNDOFF} eps * max|{name}|); {_ADVICE[name]}")
+    return np.maximum(array, 0)
 
 
 def _parse_damp(damp, damp_rule, solver, regularizer):
@@ -149,19 +167,26 @@ def _parse_tol(tol, dtype) -> float:
     return v.parse_real("tol", tol, 0.0, 1.0, "in the range 0 <= tol < 1")
 
 
-def _check_richardson_lucy(weight, h, x0) -> None:
-    for name, array in (("weight", weight), ("h", h), ("x0", x0)):
-        if array is not None:
-            _check_nonnegative(name, array)
+def _richardson_lucy_inputs(weight, h, x0, clip: bool):
+    """``weight``, ``h`` and ``x0`` checked non-negative, round-off (and, with ``clip``, data) set to 0."""
+    weight, h = _nonnegative("weight", weight, False), _nonnegative("h", h, clip)
+    if x0 is not None:
+        x0 = _nonnegative("x0", x0, clip)
     if not np.any(weight > 0):
         raise ValueError("solver='richardson_lucy' needs a weight with a positive entry, got all zeros")
+    return weight, h, x0
 
 
 def parse_problem(h, weight, input_shape, conv_kwargs: dict, solver, damp, regularizer, x0, maxiter,
-                  tol, noise_std=None, damp_rule="gcv") -> Problem:
+                  tol, noise_std=None, clip=False, damp_rule="gcv") -> Problem:
     """Validate every argument of :func:`~tconv_sparse.deconvolve`, then build its one operator."""
     weight = v.as_weight(weight)
     solver, regularizer, damp, maxiter, damp_rule = _parse_options(solver, regularizer, damp, maxiter, damp_rule)
+    if not isinstance(clip, (bool, np.bool_)):
+        raise v.ParameterTypeError(f"clip must be True or False, got {clip!r}")
+    if clip and solver != "richardson_lucy":
+        raise ValueError(f"clip=True sets negative data to 0 for solver='richardson_lucy' (Poisson model) only, "
+                         f"got solver={solver!r}")
     noise_std = parse_noise_std(noise_std, damp_rule)
     h, batched, geometry = _parse_geometry(h, weight, input_shape, conv_kwargs)
     dtype = v.result_dtype(h, weight)
@@ -172,9 +197,9 @@ def parse_problem(h, weight, input_shape, conv_kwargs: dict, solver, damp, regul
     if x0 is not None:
         x0 = _parse_x0(x0, (geometry.in_channels, *geometry.input_shape), batch, geometry.ndim, dtype)
     if solver == "richardson_lucy":
-        _check_richardson_lucy(weight, h, x0)
+        weight, h, x0 = _richardson_lucy_inputs(weight, h, x0, clip)
     operator = ConvOperator(weight.astype(dtype), geometry.input_shape, **conv_kwargs)
-    maxiter = maxiter or _DEFAULT_MAXITER.get(solver, 2 * geometry.input_size)
+    maxiter = maxiter or default_maxiter(solver, geometry.input_size)
     return Problem(operator, conv_kwargs, h.reshape(batch, -1).astype(dtype), x0, solver, regularizer,
                    damp, maxiter, tol, batched, noise_std, damp_rule)
 
