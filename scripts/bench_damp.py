@@ -16,6 +16,7 @@ import numpy as np
 
 import tconv_sparse as ts
 from tconv_sparse.cli.demo import synthetic_image
+from tconv_sparse.solvers.damp_rules import choose_damp
 
 NOISE = 0.03
 
@@ -54,19 +55,23 @@ def main(argv=None):
     image = synthetic_image(args.size)
     rng = np.random.default_rng(0)
     print(f"{args.size}x{args.size} demo image, noise_std={NOISE}, best of {args.repeat}, one process\n")
-    print("| geometry | rule | damp | auto (s) | one solve (s) | ratio |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| geometry | rule | damp | auto (s) | one solve (s) | ratio | GK steps x columns | solve iterations |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, (weight, channels, kwargs) in _geometries(args.size).items():
         g = np.repeat(image[None], channels, axis=0)
         h = ts.conv(g, weight, **kwargs)
         h = h + NOISE * rng.standard_normal(h.shape)
         shape = (args.size, args.size)
         for rule in ("gcv", "discrepancy", "lcurve"):
+            noise_std = NOISE if rule == "discrepancy" else None   # noise_std also stops the solve early
             auto, result = _best_time(lambda: ts.deconvolve(h, weight, shape, damp="auto", damp_rule=rule,
-                                                            noise_std=NOISE, **kwargs), args.repeat)
-            one, _ = _best_time(lambda: ts.deconvolve(h, weight, shape, damp=result.damp, **kwargs), args.repeat)
-            print(f"| {name} | {rule} | {result.damp:.3g} | {auto:.3f} | {one:.3f} | {auto / one:.1f} |", flush=True)
-
+                                                            noise_std=noise_std, **kwargs), args.repeat)
+            one, solved = _best_time(lambda: ts.deconvolve(h, weight, shape, damp=result.damp, noise_std=noise_std,
+                                                           **kwargs), args.repeat)
+            choice = choose_damp(ts.ConvOperator(weight, shape, **kwargs), h, rule=rule, noise_std=noise_std)
+            columns = 3 if rule == "gcv" else 1
+            print(f"| {name} | {rule} | {result.damp:.3g} | {auto:.3f} | {one:.3f} | {auto / one:.1f} | "
+                  f"{choice.steps} x {columns if choice.steps else 0} | {solved.iterations} |", flush=True)
 
 if __name__ == "__main__":
     main()
