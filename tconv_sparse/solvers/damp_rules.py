@@ -38,7 +38,9 @@ Where the spectrum comes from:
   rule's quantities at it change by less than ``tol`` (relative) between
   checks; the convergence rate is that of damped LSQR at the chosen
   ``damp``, so the cost is about one damped solve (GCV: with
-  ``probes + 1`` columns per product).
+  ``probes + 1`` columns per product). There is no reorthogonalisation
+  (memory stays a few vectors): in floating point the LSQR quantities and the
+  Gauss quadratures stay accurate (Golub & Strakos, Numer. Algorithms 1994).
 """
 
 from __future__ import annotations
