@@ -109,21 +109,40 @@ class _Spectrum:
     trace_weight: np.ndarray
     m: int
 
-    def residual2(self, damp: float) -> float:
-        filtered = damp ** 2 / (self.sigma ** 2 + damp ** 2)
-        return float(np.sum((filtered * self.beta) ** 2) + self.floor)
+    def _map(self, function, damp):
+        """``function(damps[:, None])`` summed over the spectrum, for a scalar or an array of damps.
 
-    def solution2(self, damp: float) -> float:
-        return float(np.sum((self.sigma * self.beta / (self.sigma ** 2 + damp ** 2)) ** 2))
+        Arrays go in chunks of about ``2**22`` products, whatever the size of the spectrum.
+        """
+        damps = np.asarray(damp, dtype=np.float64)
+        flat = damps.reshape(-1, 1)
+        step = max(1, 2 ** 22 // max(self.sigma.size, self.trace_sigma.size, 1))
+        values = np.concatenate([function(flat[i:i + step]) for i in range(0, len(flat), step)])
+        return values.reshape(damps.shape)
 
-    def free(self, damp: float) -> float:
-        """``m - trace(influence matrix)``, summed without cancellation."""
-        filtered = damp ** 2 / (self.trace_sigma ** 2 + damp ** 2)
-        return float(self.m - np.sum(self.trace_weight) + np.sum(self.trace_weight * filtered))
+    def residual2(self, damp):
+        """``||C g - h||^2`` at ``damp`` (a number or an array)."""
+        def residual2(d):
+            return np.sum((d ** 2 / (self.sigma ** 2 + d ** 2) * self.beta) ** 2, axis=1) + self.floor
+        return self._map(residual2, damp)
 
-    def gcv(self, damp: float) -> float:
+    def solution2(self, damp):
+        """``||g||^2`` at ``damp``."""
+        def solution2(d):
+            return np.sum((self.sigma * self.beta / (self.sigma ** 2 + d ** 2)) ** 2, axis=1)
+        return self._map(solution2, damp)
+
+    def free(self, damp):
+        """``m - trace(influence matrix)`` at ``damp``, summed without cancellation."""
+        def filtered(d):
+            return np.sum(self.trace_weight * d ** 2 / (self.trace_sigma ** 2 + d ** 2), axis=1)
+        return self.m - np.sum(self.trace_weight) + self._map(filtered, damp)
+
+    def gcv(self, damp):
+        """The GCV function ``||C g - h||^2 / (m - trace)^2`` at ``damp`` (``inf`` where the trace is ``m``)."""
         free = self.free(damp)
-        return self.residual2(damp) / free ** 2 if free > 1e-150 else math.inf
+        with np.errstate(divide="ignore"):
+            return np.where(free > 1e-150, self.residual2(damp) / np.maximum(free, 1e-150) ** 2, np.inf)
 
     def scale(self) -> float:
         return float(max(np.max(self.sigma, initial=0.0), np.max(self.trace_sigma, initial=0.0)))
@@ -134,34 +153,34 @@ def _refine(objective, grid, index):
     """Minimise ``objective(log damp)`` between the neighbours of grid point ``index``."""
     lo, hi = np.log(grid[max(index - 1, 0)]), np.log(grid[min(index + 1, len(grid) - 1)])
     best = minimize_scalar(objective, bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
-    t = best.x if best.fun <= objective(np.log(grid[index])) else np.log(grid[index])
+    t = best.x if best.fun <= float(objective(np.log(grid[index]))) else np.log(grid[index])
     return float(np.exp(t))
 
 
-def _log_norms(spectrum: _Spectrum, t: float):
-    damp = math.exp(t)
-    return 0.5 * math.log(spectrum.residual2(damp)), 0.5 * math.log(max(spectrum.solution2(damp), 1e-300))
+def _log_norms(spectrum: _Spectrum, t):
+    damp = np.exp(t)
+    return 0.5 * np.log(spectrum.residual2(damp)), 0.5 * np.log(np.maximum(spectrum.solution2(damp), 1e-300))
 
 
-def _negative_curvature(spectrum: _Spectrum, t: float, step: float = 1e-3) -> float:
-    """Minus the signed curvature of ``(log ||r||, log ||g||)`` at ``damp = exp(t)``."""
+def _negative_curvature(spectrum: _Spectrum, t, step: float = 1e-3):
+    """Minus the signed curvature of ``(log ||r||, log ||g||)`` at ``damp = exp(t)`` (``t`` may be an array)."""
     (r0, s0), (r1, s1), (r2, s2) = (_log_norms(spectrum, t + k * step) for k in (-1, 0, 1))
     dr, ds = (r2 - r0) / (2 * step), (s2 - s0) / (2 * step)
     ddr, dds = (r2 - 2 * r1 + r0) / step ** 2, (s2 - 2 * s1 + s0) / step ** 2
-    return -(dr * dds - ds * ddr) / max((dr * dr + ds * ds) ** 1.5, 1e-300)
+    return -(dr * dds - ds * ddr) / np.maximum((dr * dr + ds * ds) ** 1.5, 1e-300)
 
 
 def _discrepancy(spectrum: _Spectrum, grid, noise_std: float, warn: bool) -> float:
     target = noise_std ** 2 * spectrum.m
 
     def excess(t):
-        return spectrum.residual2(math.exp(t)) - target
+        return float(spectrum.residual2(math.exp(t))) - target
 
     lo, hi = np.log(grid[0]), np.log(grid[-1])
     if excess(lo) >= 0 or excess(hi) <= 0:
         end = grid[0] if excess(lo) >= 0 else grid[-1]
         if warn:
-            reached = [math.sqrt(spectrum.residual2(d)) for d in (grid[0], grid[-1])]
+            reached = np.sqrt(spectrum.residual2(grid[[0, -1]]))
             warnings.warn(f"damp_rule='discrepancy': no damp in [{grid[0]:.3g}, {grid[-1]:.3g}] gives the "
                           f"residual norm noise_std * sqrt(m) = {math.sqrt(target):.4g} (the residual ranges "
                           f"over [{reached[0]:.4g}, {reached[1]:.4g}]); using damp={end:.3g}. Check noise_std.",
@@ -190,12 +209,11 @@ def _select(spectrum: _Spectrum, rule: str, noise_std, warn: bool = True) -> tup
         return _discrepancy(spectrum, grid, noise_std, warn), grid
     if rule == "gcv":
         def objective(t):
-            return math.log(spectrum.gcv(math.exp(t)))
+            return np.log(spectrum.gcv(np.exp(t)))
     else:
         def objective(t):
             return _negative_curvature(spectrum, t)
-    values = [objective(t) for t in np.log(grid)]
-    return _refine(objective, grid, int(np.argmin(values))), grid
+    return _refine(objective, grid, int(np.argmin(objective(np.log(grid))))), grid
 
 
 # ------------------------------------------------------------- the spectra
@@ -376,8 +394,8 @@ def choose_damp(operator, h, *, rule="gcv", noise_std=None, probes=2, maxsteps=N
         damp, grid, spectrum, steps = _golub_kahan_choice(operator, h, rule, noise_std, probes, maxsteps,
                                                           tol, seed)
         method = "golub-kahan"
-    curves = np.array([[spectrum.residual2(d), spectrum.solution2(d), spectrum.gcv(d)] for d in grid])
-    return DampChoice(damp, rule, method, steps, grid, np.sqrt(curves[:, 0]), np.sqrt(curves[:, 1]), curves[:, 2],
+    return DampChoice(damp, rule, method, steps, grid, np.sqrt(spectrum.residual2(grid)),
+                      np.sqrt(spectrum.solution2(grid)), spectrum.gcv(grid),
                       math.sqrt(spectrum.residual2(damp)), math.sqrt(spectrum.solution2(damp)))
 
 
