@@ -62,6 +62,7 @@ def main(argv=None):
         h = ts.conv(g, weight, **kwargs)
         h = h + NOISE * rng.standard_normal(h.shape)
         shape = (args.size, args.size)
+        ts.deconvolve(h, weight, shape, damp="auto", **kwargs)   # warm-up: kernels, plan, matrix
         for rule in ("gcv", "discrepancy", "lcurve"):
             noise_std = NOISE if rule == "discrepancy" else None   # noise_std also stops the solve early
             auto, result = _best_time(lambda: ts.deconvolve(h, weight, shape, damp="auto", damp_rule=rule,
