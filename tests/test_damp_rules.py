@@ -220,3 +220,29 @@ def test_bad_arguments_name_the_parameter(options, names):
         ts.deconvolve(h, np.ones((1, 1, 3)), padding=1, **options)
     for name in names:
         assert name in str(error.value)
+
+
+def test_dask_deconvolve_chooses_each_sample_damp():
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    import tconv_sparse.dask as tsd
+
+    g, w, h = _problem(1, 5, dict(padding="same"), 0.03)
+    batch = np.stack([h, 2 * h, 0.5 * h])
+    lazy = tsd.deconvolve(da.from_array(batch, chunks=(2, 1, 64)), w, padding="same", damp="auto",
+                          damp_rule="lcurve")
+    x, damps = dask.compute(lazy.x, lazy.damp)
+    eager = ts.deconvolve(batch, w, padding="same", damp="auto", damp_rule="lcurve")
+    np.testing.assert_allclose(damps, eager.damp)
+    np.testing.assert_allclose(x, eager.x)
+
+
+def test_choose_damp_checks_its_options():
+    operator = ts.ConvOperator(np.ones((1, 1, 3)), 16, padding=1)
+    for options, name in ((dict(probes=0), "probes"), (dict(maxsteps=0), "maxsteps"), (dict(tol=1.5), "tol"),
+                          (dict(rule="gvc"), "rule")):
+        with pytest.raises(ValueError, match=name):
+            choose_damp(operator, np.ones(16), **options)
+    with pytest.raises(ValueError, match="h must have"):
+        choose_damp(operator, np.ones(15))
