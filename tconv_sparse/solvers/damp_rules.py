@@ -217,12 +217,6 @@ def _select(spectrum: _Spectrum, rule: str, noise_std, warn: bool = True) -> tup
 
 
 # ------------------------------------------------------------- the spectra
-def _floor(total: float, coefficients: np.ndarray) -> float:
-    """``total - sum coefficients^2``, zero when it is rounding error (relative ``1e-10``)."""
-    floor = total - float(np.sum(coefficients ** 2))
-    return floor if floor > 1e-10 * total else 0.0
-
-
 
 class _GolubKahan:
     """Golub-Kahan bidiagonalisation of ``A`` started at the columns of ``starts`` (one block product per step)."""
@@ -290,11 +284,9 @@ class _GolubKahan:
 
 
 def _quantities(spectrum: _Spectrum, rule: str, damp: float) -> np.ndarray:
-    if rule == "gcv":
-        return np.array([spectrum.residual2(damp), spectrum.free(damp)])
-    if rule == "discrepancy":
-        return np.array([spectrum.residual2(damp)])
-    return np.array([spectrum.residual2(damp), spectrum.solution2(damp)])
+    """The quantities whose convergence ends the Golub-Kahan iteration for ``rule``."""
+    names = {"gcv": ("residual2", "free"), "discrepancy": ("residual2",), "lcurve": ("residual2", "solution2")}
+    return np.array([getattr(spectrum, name)(damp) for name in names[rule]])
 
 
 def _golub_kahan_choice(operator, h, rule, noise_std, probes, maxsteps, tol, seed):
@@ -387,7 +379,8 @@ def choose_damp(operator, h, *, rule="gcv", noise_std=None, probes=2, maxsteps=N
     exact = circulant_coefficients(operator.weight, operator.geometry, h)
     if exact is not None:
         sigma, beta, floor = exact
-        spectrum = _Spectrum(sigma, beta, _floor(floor + float(np.sum(beta ** 2)), beta), sigma, np.ones_like(sigma), h.size)
+        floor = floor if floor > 1e-10 * np.vdot(h, h).real else 0.0   # else rounding error
+        spectrum = _Spectrum(sigma, beta, floor, sigma, np.ones_like(sigma), h.size)
         damp, grid = _select(spectrum, rule, noise_std)
         method, steps = "exact spectrum", 0
     else:
