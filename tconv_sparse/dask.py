@@ -695,8 +695,8 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
         else:  # one sample, shared by every task
             x0_arguments = (x0, string.ascii_uppercase[:x0.ndim])
     solve = _Solve(weight, {"input_shape": geometry.input_shape, "solver": solver, "damp": damp,
-                            "damp_rule": damp_rule, "noise_std": noise_std, "regularizer": regularizer, "maxiter": maxiter, "tol": tol,
-                            "clip": clip, "callback": callback, **conv_kwargs})
+                            "damp_rule": damp_rule, "noise_std": noise_std, "regularizer": regularizer,
+                            "maxiter": maxiter, "tol": tol, "clip": clip, "callback": callback, **conv_kwargs})
     records = da.blockwise(_solve_block, "n", h, "n" + string.ascii_lowercase[:h.ndim - 1], *x0_arguments,
                            dask.delayed(solve, pure=True, traverse=False), None, concatenate=True,
                            dtype=object, meta=np.empty((0,), dtype=object), token="tconv_sparse-deconvolve")

@@ -217,7 +217,6 @@ def _select(spectrum: _Spectrum, rule: str, noise_std, warn: bool = True) -> tup
 
 
 # ------------------------------------------------------------- the spectra
-
 class _GolubKahan:
     """Golub-Kahan bidiagonalisation of ``A`` started at the columns of ``starts`` (one block product per step)."""
 
