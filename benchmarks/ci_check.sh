@@ -20,6 +20,7 @@ subset=(
     "sparse\.ConvMatrix\..*\('image:1x1->1x512x512:k3s2', 'float32'\)"
     "sparse\.SparseApply\..*\('image:1x1->1x512x512:k5s1', 'C\.T @ y', 1, 'float32'\)"
     "lsqr\.OperatorLsqr\..*\('volume:1x4->4x32x32x32:k3s2', 'direct\+gather', 'float32'\)"
+    "damp\.DeblurDampAuto\..*\('gcv', 'zeros'\)"
 )
 bench_args=()
 for regex in "${subset[@]}"; do

@@ -16,6 +16,7 @@ ORDER = (
     "plot_checkerboard.py",
     "plot_spectra.py",
     "plot_deconvolution.py",
+    "plot_damp_auto.py",
     "plot_periodic_unet.py",
     "plot_benchmark.py",
 )

@@ -212,20 +212,69 @@ def _frequency_blocks(weight, geometry, grid, offsets):
         yield blocks.reshape(-1, groups, rows, cols)
 
 
-def _block_values(weight, geometry, grid, offsets, max_bytes, max_flops, what, keep_all, progress=False):
-    """Singular values of the frequency blocks, one array ``(F, G, min)`` per chunk.
-
-    The cost is checked (and the call refused) before anything is computed.
-    """
+def _check_block_cost(geometry, grid, max_bytes, max_flops, what, keep_all):
+    """Refuse (``ValueError``) frequency-block SVDs estimated above the limits; return their flops."""
     groups, rows, cols = _block_shape(geometry)
     frequencies = math.prod(grid)
     flops = 8.0 * frequencies * geometry.out_channels * geometry.in_channels_per_group \
         * math.prod(geometry.kernel_shape) + frequencies * groups * _svd_flops(rows, cols)
     size = 3 * WORK_CHUNK_BYTES + (8 * frequencies * groups * min(rows, cols) if keep_all else 0)
     _refuse_if_costly(what, size, flops, max_bytes, max_flops, "raise max_flops / max_bytes")
-    _announce(progress, f"{what} from {frequencies} frequency blocks of {rows}x{cols}", flops)
+    return flops
+
+
+def _block_values(weight, geometry, grid, offsets, max_bytes, max_flops, what, keep_all, progress=False):
+    """Singular values of the frequency blocks, one array ``(F, G, min)`` per chunk.
+
+    The cost is checked (and the call refused) before anything is computed.
+    """
+    flops = _check_block_cost(geometry, grid, max_bytes, max_flops, what, keep_all)
+    _, rows, cols = _block_shape(geometry)
+    _announce(progress, f"{what} from {math.prod(grid)} frequency blocks of {rows}x{cols}", flops)
     return (np.linalg.svd(blocks, compute_uv=False)
             for blocks in _frequency_blocks(weight, geometry, grid, offsets))
+
+
+def circulant_coefficients(weight, geometry, h, max_bytes=None, max_flops=DEFAULT_MAX_FLOPS):
+    """Singular values of a block-circulant ``C`` and the data's coefficients in its left basis.
+
+    Returns ``None`` unless ``C`` is exactly block-circulant (see
+    :func:`singular_values`); otherwise ``(sigma, coefficients, floor)``:
+    every singular value, ``|u_i^H h|`` for its left singular vector ``u_i``
+    (both flat, in the same order), and ``||h||^2 - sum |u_i^H h|^2``, the
+    part of ``h`` outside the span of the ``u_i``. The ``u_i`` are the
+    blocks' left singular vectors at each frequency, so ``u_i^H h`` comes
+    from the unitary DFT of ``h`` (one sample, flat, ``C_out * prod(out)``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tconv_sparse.core.geometry import Geometry
+    >>> g = Geometry.forward((1, 1, 3), 4, padding=1, padding_mode="circular")
+    >>> sigma, coefficients, floor = circulant_coefficients(np.array([[[1.0, 2, 1]]]), g, np.eye(4)[0])
+    >>> sigma.round(6), coefficients.round(6), round(abs(floor), 12)
+    (array([4., 2., 0., 2.]), array([0.5, 0.5, 0.5, 0.5]), 0.0)
+    """
+    grid = _circulant_grid(geometry)
+    if grid is None:
+        return None
+    groups, rows, cols = _block_shape(geometry)
+    offsets = tuple(lo for lo, _ in geometry.padding)
+    _check_block_cost(geometry, grid, max_bytes, max_flops, "the frequency-domain singular vectors",
+                      keep_all=True)
+    axes = tuple(range(1, geometry.ndim + 1))
+    spectrum = np.fft.ifftn(np.asarray(h).reshape(geometry.out_channels, *grid), axes=axes, norm="ortho")
+    spectrum = spectrum.reshape(geometry.out_channels, -1).T.reshape(-1, groups, rows)
+    sigmas, coefficients, start = [], [], 0
+    for blocks in _frequency_blocks(weight, geometry, grid, offsets):
+        u, s, _ = np.linalg.svd(blocks, full_matrices=False)
+        stop = start + len(blocks)
+        coefficients.append(np.abs(np.einsum("fgrk,fgr->fgk", u.conj(), spectrum[start:stop])).ravel())
+        sigmas.append(s.ravel())
+        start = stop
+    coefficients = np.concatenate(coefficients)
+    floor = max(float(np.vdot(h, h).real - np.sum(coefficients ** 2)), 0.0)
+    return np.concatenate(sigmas), coefficients, floor
 
 
 # ------------------------------------------------------------------- matrix route

@@ -33,7 +33,7 @@ class _Solve:
         for sample in range(len(h)):
             records[sample] = DeconvolutionResult(result.x[sample], result.iterations[sample],
                                                   result.residuals[sample], result.converged[sample],
-                                                  result.solver)
+                                                  result.solver, result.damp[sample])
         return records
 
 
@@ -52,8 +52,8 @@ def _field(records: np.ndarray, name: str) -> np.ndarray:
 
 
 def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, groups=1,
-               padding_mode="zeros", solver="lsqr", damp=0.0, noise_std=None, regularizer=None, x0=None,
-               maxiter=None, tol=None, clip=False, callback=None, progress=False):
+               padding_mode="zeros", solver="lsqr", damp=0.0, damp_rule="gcv", noise_std=None, regularizer=None,
+               x0=None, maxiter=None, tol=None, clip=False, callback=None, progress=False):
     """Lazy :func:`tconv_sparse.deconvolve` of a Dask batch: independent problems, one task per batch chunk.
 
     Every sample is solved by the in-memory :func:`tconv_sparse.deconvolve`
@@ -67,7 +67,9 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
     ----------
     h : dask.array.Array, shape ``(N, C_out, *out)`` or ``(C_out, *out)``
         Chunked along the batch axis only: one sample must fit a worker.
-    weight, input_shape, stride, padding, dilation, groups, padding_mode, solver, damp, noise_std, regularizer
+    weight, input_shape, stride, padding, dilation, groups, padding_mode, solver, damp, damp_rule, noise_std
+        As in :func:`tconv_sparse.deconvolve` (``damp="auto"`` chooses each sample's ``damp`` in its task).
+    regularizer
         As in :func:`tconv_sparse.deconvolve`.
     maxiter, tol, clip
         As in :func:`tconv_sparse.deconvolve`.
@@ -88,7 +90,7 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
     -------
     DeconvolutionResult
         ``.x`` a lazy ``(N, C_in, *input_shape)`` array (``h``'s batch
-        chunks), ``.iterations`` and ``.converged`` lazy ``(N,)`` arrays,
+        chunks), ``.iterations``, ``.converged`` and ``.damp`` lazy ``(N,)`` arrays,
         ``.residuals`` a lazy ``(N,)`` object array of histories. They share
         their solves: compute them together,
         ``dask.compute(result.x, result.converged)``, to solve once.
@@ -150,8 +152,8 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
         else:  # one sample, shared by every task
             x0_arguments = (x0, string.ascii_uppercase[:x0.ndim])
     solve = _Solve(weight, {"input_shape": geometry.input_shape, "solver": solver, "damp": damp,
-                            "noise_std": noise_std, "regularizer": regularizer, "maxiter": maxiter, "tol": tol,
-                            "clip": clip, "callback": callback, **conv_kwargs})
+                            "damp_rule": damp_rule, "noise_std": noise_std, "regularizer": regularizer,
+                            "maxiter": maxiter, "tol": tol, "clip": clip, "callback": callback, **conv_kwargs})
     records = da.blockwise(_solve_block, "n", h, "n" + string.ascii_lowercase[:h.ndim - 1], *x0_arguments,
                            dask.delayed(solve, pure=True, traverse=False), None, concatenate=True,
                            dtype=object, meta=np.empty((0,), dtype=object), token="tconv_sparse-deconvolve")
@@ -160,7 +162,8 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
                            chunks=(h.chunks[0], (geometry.in_channels,), *((n,) for n in geometry.input_shape)),
                            meta=np.empty((0,) * h.ndim, dtype=dtype))
     fields = [x] + [records.map_blocks(_field, name, dtype=kind, meta=np.empty((0,), dtype=kind))
-                    for name, kind in (("iterations", np.int64), ("residuals", object), ("converged", bool))]
+                    for name, kind in (("iterations", np.int64), ("residuals", object), ("converged", bool),
+                                       ("damp", np.float64))]
     if not batched:
         fields = [field[0] for field in fields]
     if progress:
@@ -168,4 +171,4 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
 
         with ProgressBar(out=sys.stderr):
             fields = dask.persist(*fields)
-    return DeconvolutionResult(*fields, solver)
+    return DeconvolutionResult(*fields[:4], solver, fields[4])

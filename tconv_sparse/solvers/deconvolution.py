@@ -28,11 +28,14 @@ matrix. The package is split by idea: :mod:`~tconv_sparse.solvers.problem`
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from tconv_sparse.core import validation as v
 from tconv_sparse.solvers import convergence, direct, least_squares, pdhg, richardson_lucy
 from tconv_sparse.solvers.convergence import ConvergenceWarning
+from tconv_sparse.solvers.damp_rules import choose_damps
 from tconv_sparse.solvers.monitor import Monitor, Progress
 from tconv_sparse.solvers.problem import SOLVERS, default_x0, parse_problem
 from tconv_sparse.solvers.regularizers import REGULARIZERS
@@ -46,8 +49,8 @@ _SETUP = {"lsqr": least_squares.setup, "lsmr": least_squares.setup, "cg": least_
 
 
 def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, groups=1,
-               padding_mode="zeros", solver="lsqr", damp=0.0, noise_std=None, regularizer=None, x0=None,
-               maxiter=None, tol=None, clip=False, callback=None, progress=False):
+               padding_mode="zeros", solver="lsqr", damp=0.0, damp_rule="gcv", noise_std=None, regularizer=None,
+               x0=None, maxiter=None, tol=None, clip=False, callback=None, progress=False):
     """Recover the input ``g`` of a convolution from its output ``h = conv(g, weight) (+ noise)``.
 
     Solves ``min_g ||C g - h||^2 + damp^2 R(g)`` (or, for Richardson-Lucy,
@@ -71,8 +74,19 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
         The forward convolution's parameters, as in :func:`~tconv_sparse.conv`.
     solver : {"lsqr", "lsmr", "cg", "direct", "richardson_lucy", "pdhg"}
         See Notes.
-    damp : float
+    damp : float or "auto"
         Regularisation weight, ``>= 0``: the penalty is ``damp**2 * R(g)``.
+        ``"auto"`` (with ``regularizer=None`` and a least-squares solver):
+        chosen per sample by ``damp_rule``; ``result.damp`` reports the
+        value used.
+    damp_rule : {"gcv", "discrepancy", "lcurve"}
+        How ``damp="auto"`` chooses: generalised cross-validation, the
+        discrepancy principle ``||C g - h|| = noise_std * sqrt(m)`` (needs
+        ``noise_std``) or the L-curve corner. Exact over the frequency-domain
+        spectrum for circular padding with ``out * stride == n`` on every axis,
+        otherwise from a Golub-Kahan bidiagonalisation of ``C`` started at
+        ``h`` (about the cost of one damped LSQR solve); see
+        :mod:`tconv_sparse.solvers.damp_rules`.
     noise_std : float, optional
         Standard deviation of the noise in ``h``, ``> 0``. Every solver then
         stops (``converged``) as soon as its residual (see
@@ -122,7 +136,7 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
     -------
     DeconvolutionResult
         ``.x`` in the layout of ``h`` (batched or not), ``.iterations``,
-        ``.residuals``, ``.converged`` and ``.solver``; see
+        ``.residuals``, ``.converged``, ``.solver`` and ``.damp``; see
         :class:`DeconvolutionResult`.
 
     Warns
@@ -139,13 +153,15 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
     ------
     ValueError
         Before any work, for a bad argument: ``h`` or ``x0`` whose shape does
-        not match the geometry, negative or non-finite ``damp``, ``noise_std``
-        not positive and finite, ``maxiter < 1``, ``tol`` outside ``[0, 1)``,
-        an unknown solver or regulariser, a regulariser the solver cannot
-        use, ``clip=True`` with another solver than Richardson-Lucy, complex
-        data, kernel or ``x0``, or negative ones beyond round-off (the
-        message says what to do), with Richardson-Lucy, non-finite data.
-        For ``"direct"``,
+        not match the geometry, negative or non-finite ``damp`` (or a string
+        other than ``"auto"``, or ``"auto"`` with a regulariser or
+        Richardson-Lucy), an unknown ``damp_rule``, ``"discrepancy"``
+        without ``noise_std``, ``noise_std`` not positive and finite,
+        ``maxiter < 1``, ``tol`` outside ``[0, 1)``, an unknown solver or
+        regulariser, a regulariser the solver cannot use, ``clip=True`` with
+        another solver than Richardson-Lucy, complex data, kernel or ``x0``,
+        or negative ones beyond round-off (the message says what to do),
+        with Richardson-Lucy, non-finite data. For ``"direct"``,
         before factorising, when ``C^H C`` or its factors would exceed the
         memory limit (:func:`~tconv_sparse.set_max_bytes`); the message
         states the estimated size.
@@ -214,7 +230,10 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
     T. Pock, A first-order primal-dual algorithm for convex problems with
     applications to imaging, J. Math. Imaging Vis. 40 (2011). L. A. Shepp,
     Y. Vardi, Maximum likelihood reconstruction for emission tomography,
-    IEEE TMI 1 (1982).
+    IEEE TMI 1 (1982). ``damp="auto"``: G. H. Golub, M. Heath, G. Wahba,
+    Technometrics 21 (1979) (GCV); P. C. Hansen, D. P. O'Leary, SIAM J. Sci.
+    Comput. 14 (1993) (L-curve); J. Chung, J. G. Nagy, D. P. O'Leary, ETNA 28
+    (2008) (hybrid LSQR).
 
     Examples
     --------
@@ -243,6 +262,15 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
     >>> bool(np.abs(result.x - g).max() < 0.05)
     True
 
+    ``damp="auto"`` chooses each sample's ``damp``; with the discrepancy rule
+    the residual norm is the noise level ``noise_std * sqrt(m)``:
+
+    >>> result = ts.deconvolve(h, w, 32, stride=2, padding=1, damp="auto", damp_rule="discrepancy",
+    ...                        noise_std=1e-3)
+    >>> result.damp.round(4), (np.linalg.norm(ts.conv(result.x, w, stride=2, padding=1) - h, axis=(1, 2))
+    ...                        / (1e-3 * np.sqrt(16))).round(3)
+    (array([0.027 , 0.0257]), array([1., 1.]))
+
     Richardson-Lucy keeps the estimate non-negative; ``callback`` sees every
     iterate (``tol=0``: exactly ``maxiter`` iterations, the regularisation):
 
@@ -260,18 +288,20 @@ def deconvolve(h, weight, input_shape=None, *, stride=1, padding=0, dilation=1, 
     if not isinstance(progress, (bool, np.bool_)):
         raise v.ParameterTypeError(f"progress must be True or False, got {progress!r}")
     problem = parse_problem(h, weight, input_shape, conv_kwargs, solver, damp, regularizer, x0, maxiter, tol,
-                            noise_std, clip)
-    solve = _SETUP[problem.solver](problem)
+                            noise_std, clip, damp_rule)
+    damps, setups = choose_damps(problem), {}
     starts = default_x0(problem) if problem.x0 is None else problem.x0
     batch = problem.h.shape[0]
     bar = Progress(problem.solver, batch, problem.maxiter) if progress else None
     samples = []
     for sample in range(batch):
+        if damps[sample] not in setups:   # one set-up (factorisation) per distinct damp
+            setups[damps[sample]] = _SETUP[problem.solver](replace(problem, damp=damps[sample]))
         monitor = Monitor(sample, problem.sample_shape, callback, bar, problem.discrepancy)
-        x, count, done = solve(problem.h[sample], starts[sample], monitor)
+        x, count, done = setups[damps[sample]](problem.h[sample], starts[sample], monitor)
         monitor.finish()
         samples.append((x.reshape(problem.sample_shape), count, np.array(monitor.residuals), done))
     if bar is not None:
         bar.close()
     convergence.check(problem.solver, problem.maxiter, problem.tol, samples)
-    return collect(samples, problem.batched, problem.solver)
+    return collect(samples, problem.batched, problem.solver, damps)

@@ -18,6 +18,7 @@ from tconv_sparse.core import validation as v
 from tconv_sparse.core.geometry import Geometry, conv_transpose_output_shape
 from tconv_sparse.operator import ConvOperator
 from tconv_sparse.solvers.convergence import default_maxiter
+from tconv_sparse.solvers.damp_rules import DAMP_RULES, parse_noise_std
 from tconv_sparse.solvers.regularizers import REGULARIZERS
 
 __all__ = ["SOLVERS", "Problem", "parse_problem", "default_x0"]
@@ -41,6 +42,7 @@ class Problem:
     tol: float
     batched: bool
     noise_std: float | None = None
+    damp_rule: str | None = None   # the rule choosing each sample's damp when damp="auto", else None
 
     @property
     def geometry(self) -> Geometry:
@@ -96,21 +98,34 @@ def _nonnegative(name: str, array: np.ndarray, clip: bool) -> np.ndarray:
     return np.maximum(array, 0)
 
 
-def _parse_options(solver, regularizer, damp, maxiter):
-    """``solver``, ``regularizer``, ``damp``, ``maxiter`` and the combinations they allow."""
+def _parse_damp(damp, damp_rule, solver, regularizer):
+    """``(damp, damp_rule)``: a float and ``None``, or ``"auto"`` and the rule that will choose it."""
+    damp_rule = v.parse_choice("damp_rule", damp_rule, DAMP_RULES)
+    if not isinstance(damp, str):
+        return v.parse_real("damp", damp, 0.0, math.inf, ">= 0 and finite"), None
+    if damp != "auto":
+        raise ValueError(f"damp must be a real number >= 0 and finite, or 'auto', got {damp!r}")
+    if regularizer is not None or solver == "richardson_lucy":
+        raise ValueError(f"damp='auto' chooses the Tikhonov damp (regularizer=None) of a least-squares "
+                         f"solver, got solver={solver!r} and regularizer={regularizer!r}")
+    return damp, damp_rule
+
+
+def _parse_options(solver, regularizer, damp, maxiter, damp_rule="gcv"):
+    """``solver``, ``regularizer``, ``damp``, ``damp_rule``, ``maxiter`` and the combinations they allow."""
     solver = v.parse_choice("solver", solver, SOLVERS)
     if regularizer is not None:
         regularizer = v.parse_choice("regularizer", regularizer, REGULARIZERS)
-    damp = v.parse_real("damp", damp, 0.0, math.inf, ">= 0 and finite")
+    damp, damp_rule = _parse_damp(damp, damp_rule, solver, regularizer)
     maxiter = v.parse_optional_int("maxiter", maxiter, 1)
     if regularizer == "tv" and solver != "pdhg":
         raise ValueError(f"regularizer='tv' is not differentiable: it needs solver='pdhg' "
                          f"(Chambolle-Pock), got solver={solver!r}")
-    if solver == "richardson_lucy" and (regularizer is not None or damp != 0):
+    if solver == "richardson_lucy" and (regularizer is not None or damp != 0):   # damp="auto" refused above
         raise ValueError(f"solver='richardson_lucy' is regularised by its iteration count (maxiter) "
                          f"alone: it needs regularizer=None and damp=0, got regularizer={regularizer!r} "
                          f"and damp={damp!r}")
-    return solver, regularizer, damp, maxiter
+    return solver, regularizer, damp, maxiter, damp_rule
 
 
 def _parse_geometry(h, weight: np.ndarray, input_shape, conv_kwargs: dict):
@@ -163,17 +178,16 @@ def _richardson_lucy_inputs(weight, h, x0, clip: bool):
 
 
 def parse_problem(h, weight, input_shape, conv_kwargs: dict, solver, damp, regularizer, x0, maxiter,
-                  tol, noise_std=None, clip=False) -> Problem:
+                  tol, noise_std=None, clip=False, damp_rule="gcv") -> Problem:
     """Validate every argument of :func:`~tconv_sparse.deconvolve`, then build its one operator."""
     weight = v.as_weight(weight)
-    solver, regularizer, damp, maxiter = _parse_options(solver, regularizer, damp, maxiter)
+    solver, regularizer, damp, maxiter, damp_rule = _parse_options(solver, regularizer, damp, maxiter, damp_rule)
     if not isinstance(clip, (bool, np.bool_)):
         raise v.ParameterTypeError(f"clip must be True or False, got {clip!r}")
     if clip and solver != "richardson_lucy":
         raise ValueError(f"clip=True sets negative data to 0 for solver='richardson_lucy' (Poisson model) only, "
                          f"got solver={solver!r}")
-    if noise_std is not None:
-        noise_std = v.parse_real("noise_std", noise_std, math.ulp(0.0), math.inf, "> 0 and finite (or None)")
+    noise_std = parse_noise_std(noise_std, damp_rule)
     h, batched, geometry = _parse_geometry(h, weight, input_shape, conv_kwargs)
     dtype = v.result_dtype(h, weight)
     tol = _parse_tol(tol, dtype)
@@ -187,7 +201,7 @@ def parse_problem(h, weight, input_shape, conv_kwargs: dict, solver, damp, regul
     operator = ConvOperator(weight.astype(dtype), geometry.input_shape, **conv_kwargs)
     maxiter = maxiter or default_maxiter(solver, geometry.input_size)
     return Problem(operator, conv_kwargs, h.reshape(batch, -1).astype(dtype), x0, solver, regularizer,
-                   damp, maxiter, tol, batched, noise_std)
+                   damp, maxiter, tol, batched, noise_std, damp_rule)
 
 
 def default_x0(problem: Problem) -> np.ndarray:

@@ -31,6 +31,9 @@ class DeconvolutionResult:
     converged : bool or numpy.ndarray
         Whether the solver's stopping test at ``tol`` was met within ``maxiter``.
     solver : str
+    damp : float or numpy.ndarray
+        The ``damp`` used (per sample for a batched ``h``): the given one, or
+        the one ``damp="auto"`` chose.
 
     Examples
     --------
@@ -45,20 +48,21 @@ class DeconvolutionResult:
     residuals: np.ndarray | tuple
     converged: bool | np.ndarray
     solver: str
+    damp: float | np.ndarray = 0.0
 
     def __repr__(self) -> str:
         return (f"DeconvolutionResult(solver={self.solver!r}, x.shape={self.x.shape}, "
                 f"iterations={self.iterations}, converged={self.converged})")
 
 
-def collect(samples: list, batched: bool, solver: str) -> DeconvolutionResult:
-    """One result from per-sample ``(x, iterations, residuals, converged)`` tuples.
+def collect(samples: list, batched: bool, solver: str, damps: list) -> DeconvolutionResult:
+    """One result from per-sample ``(x, iterations, residuals, converged)`` tuples and ``damp`` values.
 
-    A batched ``h`` gives stacked ``x`` and arrays of iterations and flags;
-    an unbatched one the single sample's values.
+    A batched ``h`` gives stacked ``x`` and arrays of iterations, flags and
+    damps; an unbatched one the single sample's values.
     """
     estimates, iterations, histories, converged = zip(*samples)
     if batched:
         return DeconvolutionResult(np.stack(estimates), np.array(iterations), tuple(histories),
-                                   np.array(converged), solver)
-    return DeconvolutionResult(estimates[0], iterations[0], histories[0], converged[0], solver)
+                                   np.array(converged), solver, np.array(damps, dtype=float))
+    return DeconvolutionResult(estimates[0], iterations[0], histories[0], converged[0], solver, float(damps[0]))
