@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 import numpy as np
-from numba import prange, uint64
+from numba import uint64
 
 from tconv_sparse.core import validation as v
-from tconv_sparse.core.config import jit, jit_parallel, num_threads
+from tconv_sparse.core.config import chunk_count, jit, run_chunks, task_range
 from tconv_sparse.core.index_maps import AxisMap, axis_map, map_bytes, product_map, product_map_bytes
 from tconv_sparse.backends._numpy_ops import fold
 
@@ -51,7 +51,6 @@ __all__ = [
     "fold_planes",
     "split_planes",
     "pad_planes",
-    "task_range",
     "phase_scratch",
     "row_clip",
     "shifted_range",
@@ -67,8 +66,9 @@ __all__ = [
 TILE_ELEMENTS = 2048
 #: shortest tile of a single-row plane worth a task of its own
 _MIN_TILE = 256
-#: tasks per thread wanted for load balance
-_TASKS_PER_THREAD = 4
+#: tasks wanted per call, for load balance on up to this many / 4 threads; the tiles (and so the
+#: order of the additions) never depend on the thread count, only the chunks of tasks do
+_TASKS_WANTED = 16
 
 
 @dataclass(frozen=True)
@@ -290,18 +290,19 @@ def tiling(outer_tasks: int, rows: int, width: int) -> tuple[int, int]:
     """``(tile, chunks)`` for ``outer_tasks`` planes of ``rows x width`` flat entries.
 
     A tile is whole rows, about :data:`TILE_ELEMENTS` entries, small enough
-    that every thread gets a few tasks; ``chunks`` parallel chunks (a few per
-    thread) each allocate their scratch once and run their tasks in turn.
+    that there are :data:`_TASKS_WANTED` tasks; ``chunks`` parallel chunks (a
+    few per thread) each allocate their scratch once and run their tasks in turn.
+    The tile does not depend on the thread count, so neither do the results.
     """
     total = rows * width
-    needed = -(-_TASKS_PER_THREAD * num_threads() // outer_tasks)
+    needed = -(-_TASKS_WANTED // outer_tasks)
     tile = min(TILE_ELEMENTS, -(-total // needed))
     if rows > 1:
         tile = max(width, tile - tile % width)
     else:
         tile = min(total, max(tile, _MIN_TILE))
     tasks = outer_tasks * -(-total // tile)
-    return tile, max(1, min(tasks, _TASKS_PER_THREAD * num_threads()))
+    return tile, chunk_count(tasks)
 
 
 def fold_planes(out: np.ndarray, geometry, plan: PlanePlan) -> np.ndarray:
@@ -311,12 +312,6 @@ def fold_planes(out: np.ndarray, geometry, plan: PlanePlan) -> np.ndarray:
                     for a, n in enumerate(geometry.input_shape))
     out = out.reshape(out.shape[0], out.shape[1], *spatial)
     return fold(out, geometry, axes=plan.padded_axes) if plan.padded_axes else out
-
-
-@jit
-def task_range(chunk, chunks, tasks):
-    """Tasks ``[first, last)`` of chunk ``chunk`` of ``chunks`` (even split)."""
-    return chunk * tasks // chunks, (chunk + 1) * tasks // chunks
 
 
 @jit
@@ -337,11 +332,12 @@ def row_clip(start, stop, width, first_row, end_row):
     return max(start, first_row * width), min(stop, end_row * width)
 
 
-@jit_parallel
-def _split(x, margin, out):
+@jit
+def _split(x, margin, out, chunk, chunks):
     batch, channels, lead, length_b, length_c = x.shape
     stride_b, stride_c, split_b = out.shape[3], out.shape[4], out.shape[5]
-    for task in prange(batch * channels * lead):
+    first, last = task_range(chunk, chunks, batch * channels * lead)
+    for task in range(first, last):
         n, c, row = task // (channels * lead), (task // lead) % channels, task % lead
         for pb in range(stride_b):
             for pc in range(stride_c):
@@ -365,14 +361,15 @@ def split_planes(x: np.ndarray, plan: PlanePlan) -> np.ndarray:
     """
     out = np.empty((*x.shape[:3], plan.rows.stride, plan.cols.stride, plan.rows.split, plan.split_width),
                    dtype=x.dtype)
-    _split(x, plan.split_margin, out)
+    run_chunks(_split, chunk_count(math.prod(x.shape[:3])), x, plan.split_margin, out)
     return out
 
 
-@jit_parallel
-def _pad(y, top, margin, gemm_layout, out):
+@jit
+def _pad(y, top, margin, gemm_layout, out, chunk, chunks):
     batch, channels, lead, rows, cols = y.shape
-    for task in prange(batch * channels * lead):
+    first, last = task_range(chunk, chunks, batch * channels * lead)
+    for task in range(first, last):
         n, c, row = task // (channels * lead), (task // lead) % channels, task % lead
         plane = out[c, row, n] if gemm_layout else out[n, c, row]
         plane[:top] = 0
@@ -394,12 +391,13 @@ def pad_planes(y: np.ndarray, plan: PlanePlan, gemm_layout: bool = False) -> np.
     (channel-major, for the GEMM) with the rows also starting at row ``pad_top``.
     """
     batch, channels, lead, rows = y.shape[:4]
+    chunks = chunk_count(batch * channels * lead)
     if gemm_layout:
         out = np.empty((channels, lead, batch, plan.pad_rows, plan.pad_width), dtype=y.dtype)
-        _pad(y, plan.pad_top, plan.pad_margin, True, out)
+        run_chunks(_pad, chunks, y, plan.pad_top, plan.pad_margin, True, out)
     else:
         out = np.empty((batch, channels, lead, rows, plan.pad_width), dtype=y.dtype)
-        _pad(y, 0, plan.pad_margin, False, out)
+        run_chunks(_pad, chunks, y, 0, plan.pad_margin, False, out)
     return out
 
 
@@ -494,10 +492,11 @@ def copy_columns(flat, first, count, width, columns, out):
                 target[uint64(lo) + j] = flat[source + j]
 
 
-@jit_parallel
-def _compact(padded, out):
+@jit
+def _compact(padded, out, chunk, chunks):
     batch, channels, lead, rows, columns = out.shape
-    for task in prange(batch * channels * lead * rows):
+    first, last = task_range(chunk, chunks, batch * channels * lead * rows)
+    for task in range(first, last):
         n, c = task // (channels * lead * rows), (task // (lead * rows)) % channels
         row, b = (task // rows) % lead, task % rows
         target, source = out[n, c, row, b], padded[n, c, row, b]
@@ -508,7 +507,7 @@ def _compact(padded, out):
 def compact_columns(padded: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Copy the first ``out.shape[-1]`` columns of ``padded`` ``(N, C, lead, rows, width)``
     (any strides) into ``out`` ``(N, C, lead, rows, columns)``; return ``out``."""
-    _compact(padded, out)
+    run_chunks(_compact, chunk_count(math.prod(out.shape[:4])), padded, out)
     return out
 
 
@@ -546,14 +545,4 @@ def store_plane(phases, offset, first, count, width, columns, out):
     """
     stride_b, stride_c, tile = phases.shape
     flat, target, cols_out = phases.reshape(phases.size), out.reshape(out.size), out.shape[1]
-    if stride_c == 1:
-        _store_rows(flat, tile, stride_b, offset, first, count, width, columns, target, cols_out, 1)
-    elif stride_c == 2:
-        _store_rows(flat, tile, stride_b, offset, first, count, width, columns, target, cols_out, 2)
-    elif stride_c == 3:
-        _store_rows(flat, tile, stride_b, offset, first, count, width, columns, target, cols_out, 3)
-    elif stride_c == 4:
-        _store_rows(flat, tile, stride_b, offset, first, count, width, columns, target, cols_out, 4)
-    else:
-        _store_rows(flat, tile, stride_b, offset, first, count, width, columns, target, cols_out,
-                    stride_c)
+    _store_rows(flat, tile, stride_b, offset, first, count, width, columns, target, cols_out, stride_c)

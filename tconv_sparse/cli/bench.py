@@ -40,6 +40,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dtype", action="append", choices=cases.DTYPES,
                         help="only this dtype (repeatable; default float32, both with --full)")
     parser.add_argument("--no-torch", action="store_true", help="do not run the PyTorch peer")
+    parser.add_argument("--cold", action="store_true",
+                        help="start-up instead of speed: each (direction, method, dtype) in fresh processes "
+                             "with a fresh empty Numba cache, printing compile time and first-call time, "
+                             "PyTorch's import and first call as the peer")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="threads of the Numba kernels, BLAS and PyTorch (default: Numba's, "
                              "NUMBA_NUM_THREADS)")
@@ -66,7 +70,7 @@ def _plan(args) -> tuple[list, dict]:
 
 def _command(args) -> str:
     """The command line that reproduces this run."""
-    words = ["tconv-sparse", "bench", *(["--full"] if args.full else [])]
+    words = ["tconv-sparse", "bench", *(["--full"] if args.full else []), *(["--cold"] if args.cold else [])]
     for option in ("method", "case", "direction", "dtype"):
         for value in getattr(args, option) or []:
             words += [f"--{option}", value]
@@ -133,6 +137,10 @@ def run(args) -> int:
         return _error(str(error))
     except ValueError as error:
         return _error(f"--threads: {error}")
+    if args.cold:
+        from tconv_sparse.cli.bench_cold import run_cold
+
+        return run_cold(args, _command(args))
     plan, factories = _plan(args)
     if not plan:
         return _error("nothing to run: no case or no method matches the selection")

@@ -1,9 +1,10 @@
 """Library-wide settings: the one place for Numba JIT flags and memory limits.
 
-Every Numba kernel in the package is decorated with :func:`jit` or
-:func:`jit_parallel`, so compile flags (``cache=True`` so users pay compile time
-once, ``fastmath`` off so results are reproducible, ``nogil`` so threads can
-overlap) live here and nowhere else.
+Every Numba kernel in the package is a serial function decorated with
+:func:`jit`, so compile flags (``cache=True`` so users pay compile time once,
+``fastmath`` off so results are reproducible, ``nogil`` so threads can
+overlap) live here and nowhere else. Nothing is compiled at import: each kernel
+compiles for the types of its first call, and only the kernels a call needs.
 
 The memory limit caps every allocation whose size the library can predict
 (sparse matrices, dense outputs, index maps, and every method's work buffers:
@@ -13,32 +14,31 @@ of the physical memory and can be changed with the environment variable
 makes the import fail with a ``ValueError``) or :func:`set_max_bytes`, or per
 call with the ``max_bytes=`` keyword of :func:`tconv_sparse.conv_matrix`.
 
-Threads. Numba's ``tbb`` and ``omp`` threading layers (Numba picks the first
-installed, in that order) let several Python threads launch parallel kernels at
-once. The ``workqueue`` layer, Numba's fallback when neither is installed (or
-chosen with ``NUMBA_THREADING_LAYER=workqueue``), aborts the process when two
-threads do; with it, the package's parallel kernels run one at a time behind a
-lock (a ``RuntimeWarning`` says so once). ``pip install tbb`` (the ``threads``
-extra) makes them concurrent again.
+Threads. No kernel is compiled with ``parallel=True``: :func:`run_chunks`
+runs the chunks of one call on up to :func:`num_threads` Python threads (the
+kernels release the GIL), so no Numba threading layer is involved and calls
+from several Python threads are safe whatever ``NUMBA_THREADING_LAYER`` says.
+The work is split into tiles that do not depend on the thread count, so every
+fixed method gives bit-for-bit the same result on any number of threads.
+``numba.set_num_threads`` (or ``NUMBA_NUM_THREADS``) sets the thread count.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
+import itertools
 import math
 import os
 import threading
-import types
-import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 from numba.np.ufunc import parallel as _parallel
 
 from tconv_sparse.core.validation import BYTES_RULE, parse_max_bytes
 
-__all__ = ["WORK_CHUNK_BYTES", "get_max_bytes", "jit", "jit_parallel", "serial_twin", "num_threads", "numba_threads",
-           "set_max_bytes", "serialised_kernels"]
+__all__ = ["WORK_CHUNK_BYTES", "CHUNKS_PER_THREAD", "get_max_bytes", "jit", "num_threads", "numba_threads",
+           "run_chunks", "chunk_count", "task_range", "set_max_bytes"]
 
 _JIT_FLAGS = {"nopython": True, "cache": True, "nogil": True, "fastmath": False}
 
@@ -48,75 +48,78 @@ def jit(function):
     return numba.jit(**_JIT_FLAGS)(function)
 
 
-#: held around every parallel kernel launch while the threading layer may be ``workqueue``
-_LAUNCH_LOCK = threading.Lock()
-#: ``None`` until the first parallel kernel has run, then whether launches are serialised
-_serialise = None
+#: the worker threads of :func:`run_chunks`, created on first use
+_POOL = None
+_POOL_LOCK = threading.Lock()
 
 
-def serialised_kernels() -> bool | None:
-    """Whether parallel kernels run one at a time (Numba's ``workqueue`` layer), ``None``
-    before the first parallel kernel has chosen the threading layer."""
-    return _serialise
+def _pool():
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS,
+                                       thread_name_prefix="tconv_sparse")
+        return _POOL
 
 
-def _after_first_launch() -> None:
-    global _serialise
-    _serialise = numba.threading_layer() == "workqueue"
-    if _serialise:
-        warnings.warn(
-            "Numba's threading layer is 'workqueue', which aborts the process when two threads "
-            "launch parallel kernels at once; tconv_sparse serialises its parallel kernels, so "
-            "calls from several threads run one at a time. Install tbb (pip install tbb) or use "
-            "an OpenMP build of Numba (NUMBA_THREADING_LAYER=omp) to run them concurrently.",
-            RuntimeWarning, stacklevel=3,
-        )
+def run_chunks(kernel, chunks: int, *args) -> None:
+    """Call ``kernel(*args, chunk, chunks)`` for every ``chunk`` in ``range(chunks)``, on up to
+    :func:`num_threads` threads (the calling thread and workers of a shared pool).
 
+    The kernels are serial :func:`jit` functions (``nogil``), so the chunks of
+    one call run side by side in Python threads: no ``parallel=True`` kernel is
+    compiled (its parfor passes and the re-optimisation of everything they
+    inline cost most of the compile time) and no Numba threading layer is
+    involved, so calls from several threads are safe on any layer. Threads
+    claim chunks in turn; each chunk writes its own part of the output, so the
+    result does not depend on the number of threads.
 
-class _ParallelKernel:
-    """A ``parallel=True`` dispatcher, launched under :data:`_LAUNCH_LOCK` while the
-    threading layer is (or may be) ``workqueue``; attributes are the dispatcher's."""
-
-    def __init__(self, dispatcher):
-        self.dispatcher = dispatcher
-        functools.update_wrapper(self, dispatcher.py_func)
-
-    def __call__(self, *args):
-        if _serialise is False:
-            return self.dispatcher(*args)
-        with _LAUNCH_LOCK:
-            result = self.dispatcher(*args)
-            if _serialise is None:
-                _after_first_launch()
-        return result
-
-    def __getattr__(self, name):
-        return getattr(self.dispatcher, name)
-
-
-def jit_parallel(function):
-    """Compile ``function`` with the package's flags and ``parallel=True``.
-
-    The result is called from Python (a parallel kernel is an entry point, never
-    called from another kernel); launches are serialised on the ``workqueue``
-    threading layer (see the module notes).
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tconv_sparse.core.config import jit, run_chunks, task_range
+    >>> @jit
+    ... def double(x, out, chunk, chunks):
+    ...     first, last = task_range(chunk, chunks, len(x))
+    ...     for i in range(first, last):
+    ...         out[i] = 2 * x[i]
+    >>> out = np.empty(5)
+    >>> run_chunks(double, 3, np.arange(5.0), out)
+    >>> out.tolist()
+    [0.0, 2.0, 4.0, 6.0, 8.0]
     """
-    return _ParallelKernel(numba.jit(parallel=True, **_JIT_FLAGS)(function))
+    threads = min(num_threads(), chunks)
+    if threads <= 1:
+        for chunk in range(chunks):
+            kernel(*args, chunk, chunks)
+        return
+    claim = itertools.count()
+
+    def work():
+        chunk = next(claim)
+        while chunk < chunks:
+            kernel(*args, chunk, chunks)
+            chunk = next(claim)
+
+    helpers = [_pool().submit(work) for _ in range(threads - 1)]
+    work()
+    for helper in helpers:
+        helper.result()
 
 
-def serial_twin(kernel):
-    """The one-thread compilation of a :func:`jit_parallel` kernel's source.
+def chunk_count(tasks: int) -> int:
+    """Chunks for ``tasks`` independent tasks: a few per thread, at most one per task."""
+    return max(1, min(tasks, CHUNKS_PER_THREAD * num_threads()))
 
-    ``prange`` runs as ``range`` without ``parallel=True``; for tiny problems
-    this skips waking the thread pool. The twin has its own qualified name, so
-    its on-disk cache entry never mixes with the parallel one.
-    """
-    source = kernel.py_func
-    twin = types.FunctionType(source.__code__, source.__globals__, f"{source.__name__}_serial",
-                              source.__defaults__, source.__closure__)
-    twin.__qualname__ = f"{source.__qualname__}_serial"
-    twin.__doc__ = source.__doc__
-    return jit(twin)
+
+#: chunks per thread that :func:`chunk_count` asks for (load balance)
+CHUNKS_PER_THREAD = 4
+
+
+@jit
+def task_range(chunk, chunks, tasks):
+    """Tasks ``[first, last)`` of chunk ``chunk`` of ``chunks`` (even split)."""
+    return chunk * tasks // chunks, (chunk + 1) * tasks // chunks
 
 
 def _physical_memory_bytes() -> int:
