@@ -512,29 +512,6 @@ def compact_columns(padded: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 @jit
-def _store_rows(flat, tile, stride_b, offset, first, count, width, columns, out, cols_out, stride_c):
-    """The loops of :func:`store_plane` on flat arrays; called with a literal ``stride_c``,
-    the inlined row copies have a constant stride that LLVM vectorises into shuffles."""
-    rows_out = len(out) // cols_out
-    step, tile_step = uint64(stride_c), uint64(tile)
-    stop = first + count
-    for q in range(first // width, (stop - 1) // width + 1):
-        lo, hi = max(first - q * width, 0), min(stop - q * width, columns)
-        base = q * width - first + offset
-        whole = max(min(hi, cols_out // stride_c) - lo, 0)
-        for rb in range(min(stride_b, rows_out - q * stride_b)):
-            row = (q * stride_b + rb) * cols_out
-            phase = rb * stride_c * tile + base
-            source, target = uint64(phase + lo), uint64(row + lo * stride_c)
-            for j in range(uint64(whole)):
-                for r in range(step):
-                    out[target + j * step + r] = flat[source + r * tile_step + j]
-            for qc in range(lo + whole, hi):  # the last, incomplete group of the row
-                for rc in range(cols_out - qc * stride_c):
-                    out[row + qc * stride_c + rc] = flat[phase + rc * tile + qc]
-
-
-@jit
 def store_plane(phases, offset, first, count, width, columns, out):
     """Interleave the phase planes of a padded flat range into the output plane.
 
@@ -545,4 +522,22 @@ def store_plane(phases, offset, first, count, width, columns, out):
     """
     stride_b, stride_c, tile = phases.shape
     flat, target, cols_out = phases.reshape(phases.size), out.reshape(out.size), out.shape[1]
-    _store_rows(flat, tile, stride_b, offset, first, count, width, columns, target, cols_out, stride_c)
+    rows_out = out.shape[0]
+    step, tile_step = uint64(stride_c), uint64(tile)
+    stop = first + count
+    for q in range(first // width, (stop - 1) // width + 1):
+        lo, hi = max(first - q * width, 0), min(stop - q * width, columns)
+        base = q * width - first + offset
+        whole = max(min(hi, cols_out // stride_c) - lo, 0)
+        for rb in range(min(stride_b, rows_out - q * stride_b)):
+            row = (q * stride_b + rb) * cols_out
+            phase = rb * stride_c * tile + base
+            source, start = uint64(phase + lo), uint64(row + lo * stride_c)
+            for j in range(uint64(whole)):
+                for r in range(step):
+                    target[start + j * step + r] = flat[source + r * tile_step + j]
+            for qc in range(lo + whole, hi):  # the last, incomplete group of the row
+                for rc in range(cols_out - qc * stride_c):
+                    target[row + qc * stride_c + rc] = flat[phase + rc * tile + qc]
+
+

@@ -4,16 +4,17 @@
 :mod:`~tconv_sparse.backends._polyphase`: the leading spatial axes go through
 index tables (every padding mode, every rank), the last two axes are planes
 in which every tap is one contiguous shifted pass (four taps per pass), and
-the parallel loop runs over tiles of the output planes, so both cores work
+the parallel chunks run over tiles of the output planes, so both cores work
 even on one sample with one channel. ``scatter`` is the literal formulation
 on the two-level index maps of
 :attr:`~tconv_sparse.core.geometry.Geometry.canonical_maps`.
 
-Parallel loops never race. ``direct`` and ``gather`` give each task its own
-tile of one output plane. ``scatter`` adds into outputs shared between
-iterations, so it either gives each thread a disjoint set of output channels
-(``batch * channels >= threads``) or its own private buffer that is summed
-afterwards.
+Chunks of tasks run in parallel (:func:`~tconv_sparse.core.config.run_chunks`)
+and never race. ``direct`` and ``gather`` give each task its own tile of one
+output plane. ``scatter`` adds into outputs shared between iterations, so it
+either gives each task a disjoint set of output planes or (fewer than
+:data:`SCATTER_PARTS` planes) each slice of its input its own buffer, summed
+afterwards in a fixed order. No split depends on the thread count.
 """
 
 from __future__ import annotations

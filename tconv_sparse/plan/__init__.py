@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from tconv_sparse.backends import FORWARD, TRANSPOSE, chooser, csr
+from tconv_sparse.backends import FORWARD, TRANSPOSE, chooser, compiling, csr
 from tconv_sparse.core import validation as v
 from tconv_sparse.core.config import num_threads
 from tconv_sparse.core.matrix import build_matrix
@@ -182,6 +182,7 @@ class Plan:
     def run(self, method: str, data: np.ndarray, transposed: bool, conjugate: bool = False) -> np.ndarray:
         """Run one named method on contiguous batched ``data`` of the result dtype (no checks)."""
         channels, spatial = self.out_layout(transposed)
+        compiling.notice_first_use(method, transposed, data.dtype)
         if method == "sparse":
             columns = data.reshape(data.shape[0], -1)
             matrix = self.matrix(transposed, conjugate, data.dtype)
