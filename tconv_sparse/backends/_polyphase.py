@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 import numpy as np
-from numba import uint64
 
 from tconv_sparse.core import validation as v
 from tconv_sparse.core.config import chunk_count, jit, run_chunks, task_range
@@ -416,19 +415,19 @@ def add_shifted(acc, offset, start, stop, source, shift, scale):
     """``acc[offset + q] += scale * source[q + shift]`` for ``q`` in ``[start, stop)`` inside ``source``."""
     lo, hi = shifted_range(start, stop, shift, len(source))
     if hi > lo:
-        target, first = uint64(offset + lo), uint64(lo + shift)
-        for j in range(uint64(hi - lo)):
+        target, first = np.uint64(offset + lo), np.uint64(lo + shift)
+        for j in range(np.uint64(hi - lo)):
             acc[target + j] += scale * source[first + j]
 
 
 @jit
 def _add_shifted4(acc, offset, start, stop, source, shifts, scales, m):
     """Four terms ``m .. m+3`` in one pass over ``[start, stop)`` (inside ``source`` for all four)."""
-    target = uint64(offset + start)
-    p0, p1 = uint64(start + shifts[m]), uint64(start + shifts[m + 1])
-    p2, p3 = uint64(start + shifts[m + 2]), uint64(start + shifts[m + 3])
+    target = np.uint64(offset + start)
+    p0, p1 = np.uint64(start + shifts[m]), np.uint64(start + shifts[m + 1])
+    p2, p3 = np.uint64(start + shifts[m + 2]), np.uint64(start + shifts[m + 3])
     w0, w1, w2, w3 = scales[m], scales[m + 1], scales[m + 2], scales[m + 3]
-    for j in range(uint64(stop - start)):
+    for j in range(np.uint64(stop - start)):
         acc[target + j] += (w0 * source[p0 + j] + w1 * source[p1 + j]) + (w2 * source[p2 + j]
                                                                           + w3 * source[p3 + j])
 
@@ -469,8 +468,8 @@ def copy_shifted(target, start, stop, source, shift):
     lo, hi = shifted_range(start, stop, shift, len(source))
     lo, hi = min(lo, len(target)), max(hi, min(lo, len(target)))
     target[:lo] = 0
-    first, source_first = uint64(lo), uint64(lo + shift)
-    for j in range(uint64(hi - lo)):
+    first, source_first = np.uint64(lo), np.uint64(lo + shift)
+    for j in range(np.uint64(hi - lo)):
         target[first + j] = source[source_first + j]
     target[hi:] = 0
 
@@ -487,9 +486,9 @@ def copy_columns(flat, first, count, width, columns, out):
     for row in range(first // width, (stop - 1) // width + 1):
         lo, hi = max(first - row * width, 0), min(stop - row * width, columns)
         if hi > lo:
-            target, source = out[row], uint64(row * width + lo - first)
-            for j in range(uint64(hi - lo)):
-                target[uint64(lo) + j] = flat[source + j]
+            target, source = out[row], np.uint64(row * width + lo - first)
+            for j in range(np.uint64(hi - lo)):
+                target[np.uint64(lo) + j] = flat[source + j]
 
 
 @jit
@@ -523,7 +522,7 @@ def store_plane(phases, offset, first, count, width, columns, out):
     stride_b, stride_c, tile = phases.shape
     flat, target, cols_out = phases.reshape(phases.size), out.reshape(out.size), out.shape[1]
     rows_out = out.shape[0]
-    step, tile_step = uint64(stride_c), uint64(tile)
+    step, tile_step = np.uint64(stride_c), np.uint64(tile)
     stop = first + count
     for q in range(first // width, (stop - 1) // width + 1):
         lo, hi = max(first - q * width, 0), min(stop - q * width, columns)
@@ -532,8 +531,8 @@ def store_plane(phases, offset, first, count, width, columns, out):
         for rb in range(min(stride_b, rows_out - q * stride_b)):
             row = (q * stride_b + rb) * cols_out
             phase = rb * stride_c * tile + base
-            source, start = uint64(phase + lo), uint64(row + lo * stride_c)
-            for j in range(uint64(whole)):
+            source, start = np.uint64(phase + lo), np.uint64(row + lo * stride_c)
+            for j in range(np.uint64(whole)):
                 for r in range(step):
                     target[start + j * step + r] = flat[source + r * tile_step + j]
             for qc in range(lo + whole, hi):  # the last, incomplete group of the row

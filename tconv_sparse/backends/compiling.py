@@ -20,7 +20,6 @@ from __future__ import annotations
 import threading
 import warnings
 
-import numba
 import numpy as np
 
 from tconv_sparse.core import matrix
@@ -48,7 +47,7 @@ _noticed_lock = threading.Lock()
 
 
 def _mentions(signatures, dtype) -> bool:
-    name = f"array({numba.from_dtype(dtype)}, "
+    name = f"array({dtype.name}, "
     return any(name in str(signature).lower() for signature in signatures)
 
 

@@ -107,15 +107,13 @@ def count_specializations() -> int:
     >>> count_specializations() >= 0
     True
     """
-    from numba.core.dispatcher import Dispatcher
-
     seen, total = set(), 0
     for name, module in list(sys.modules.items()):
         if not name.startswith("tconv_sparse") or module is None:
             continue
         for value in vars(module).values():
-            dispatcher = getattr(value, "dispatcher", value)
-            if isinstance(dispatcher, Dispatcher) and id(dispatcher) not in seen:
+            dispatcher = getattr(value, "_dispatcher", None) if type(value).__name__ == "_Kernel" else None
+            if dispatcher is not None and id(dispatcher) not in seen:
                 seen.add(id(dispatcher))
                 total += len(dispatcher.overloads)
     return total

@@ -4,7 +4,8 @@ Every Numba kernel in the package is a serial function decorated with
 :func:`jit`, so compile flags (``cache=True`` so users pay compile time once,
 ``fastmath`` off so results are reproducible, ``nogil`` so threads can
 overlap) live here and nowhere else. Nothing is compiled at import: each kernel
-compiles for the types of its first call, and only the kernels a call needs.
+compiles for the types of its first call, and only the kernels a call needs;
+Numba itself is imported by the first call that needs it.
 
 The memory limit caps every allocation whose size the library can predict
 (sparse matrices, dense outputs, index maps, and every method's work buffers:
@@ -26,14 +27,12 @@ fixed method gives bit-for-bit the same result on any number of threads.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-
-import numba
-from numba.np.ufunc import parallel as _parallel
 
 from tconv_sparse.core.validation import BYTES_RULE, parse_max_bytes
 
@@ -49,9 +48,56 @@ class CompileNotice(UserWarning):
 _JIT_FLAGS = {"nopython": True, "cache": True, "nogil": True, "fastmath": False}
 
 
+class _Kernel:
+    """A function compiled by Numba on its first call, with the package's flags.
+
+    Numba itself is imported then, not when the package is: ``import
+    tconv_sparse`` stays cheap, and a process that never runs a kernel never
+    pays for Numba. Kernels call each other as usual (Numba types a kernel
+    through its dispatcher, :attr:`dispatcher`); every other attribute
+    (``signatures``, ``overloads``, ...) is the dispatcher's.
+    """
+
+    def __init__(self, function):
+        self.py_func = function
+        self._dispatcher = None
+        functools.update_wrapper(self, function)
+
+    @property
+    def dispatcher(self):
+        """The Numba dispatcher (created, and Numba imported, on first use)."""
+        if self._dispatcher is None:
+            with _KERNEL_LOCK:
+                if self._dispatcher is None:
+                    self._dispatcher = _numba().jit(**_JIT_FLAGS)(self.py_func)
+        return self._dispatcher
+
+    def __call__(self, *args):
+        return self.dispatcher(*args)
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.dispatcher, name)
+
+
+_KERNEL_LOCK = threading.RLock()
+
+
+@functools.cache
+def _numba():
+    """Import Numba, and teach it that a :class:`_Kernel` is typed as its dispatcher."""
+    import numba
+    from numba.core import types
+    from numba.extending import typeof_impl
+
+    typeof_impl.register(_Kernel)(lambda kernel, context: types.Dispatcher(kernel.dispatcher))
+    return numba
+
+
 def jit(function):
-    """Compile ``function`` with the package's serial Numba flags."""
-    return numba.jit(**_JIT_FLAGS)(function)
+    """Compile ``function`` with the package's serial Numba flags, on its first call."""
+    return _Kernel(function)
 
 
 #: the worker threads of :func:`run_chunks`, created on first use
@@ -63,7 +109,7 @@ def _pool():
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS,
+            _POOL = ThreadPoolExecutor(max_workers=_numba().config.NUMBA_NUM_THREADS,
                                        thread_name_prefix="tconv_sparse")
         return _POOL
 
@@ -82,13 +128,13 @@ def run_chunks(kernel, chunks: int, *args) -> None:
 
     Examples
     --------
+    Any callable works; the package passes :func:`jit` kernels.
+
     >>> import numpy as np
-    >>> from tconv_sparse.core.config import jit, run_chunks, task_range
-    >>> @jit
-    ... def double(x, out, chunk, chunks):
-    ...     first, last = task_range(chunk, chunks, len(x))
-    ...     for i in range(first, last):
-    ...         out[i] = 2 * x[i]
+    >>> from tconv_sparse.core.config import run_chunks
+    >>> def double(x, out, chunk, chunks):
+    ...     first, last = chunk * len(x) // chunks, (chunk + 1) * len(x) // chunks
+    ...     out[first:last] = 2 * x[first:last]
     >>> out = np.empty(5)
     >>> run_chunks(double, 3, np.arange(5.0), out)
     >>> out.tolist()
@@ -198,8 +244,11 @@ def num_threads() -> int:
     """
     global _num_threads
     if _num_threads is None:
+        numba = _numba()
+        from numba.np.ufunc import parallel
+
         count = numba.get_num_threads()  # launches the pool, which sets the getter
-        getter = getattr(_parallel, "_get_num_threads", None)
+        getter = getattr(parallel, "_get_num_threads", None)
         _num_threads = getter if callable(getter) else numba.get_num_threads
         return count
     return _num_threads()
@@ -216,6 +265,7 @@ def numba_threads(count: int):
     the Numba kernels both spin-wait between calls, and alternating between
     them on the same cores costs more than the Numba passes gain in parallel.
     """
+    numba = _numba()
     previous = numba.get_num_threads()
     numba.set_num_threads(min(count, previous))
     try:

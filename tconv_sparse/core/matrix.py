@@ -19,7 +19,6 @@ import math
 
 import numpy as np
 import scipy.sparse as sp
-from numba import uint64
 
 from tconv_sparse.core import validation as v
 from tconv_sparse.core.config import chunk_count, jit, run_chunks
@@ -91,23 +90,23 @@ def _fill_rows(w, groups, a_ptr, a_col, a_tap_ptr, a_tap, b_ptr, b_col, b_tap_pt
                         tap_count += 1
                 count += 1
                 tap_ptr[count] = tap_count
-        pos = uint64(indptr[row])
+        pos = np.uint64(indptr[row])
         first_channel = (co // cout_g) * cin_g
         for c in range(cin_g):
             kernel = kernels[co, c]
             base = (first_channel + c) * channel_stride
             if tap_count == count:
-                for j in range(uint64(count)):
+                for j in range(np.uint64(count)):
                     indices[pos + j] = base + columns[j]
                     data[pos + j] = kernel[taps[j]]
             else:
-                for j in range(uint64(count)):
+                for j in range(np.uint64(count)):
                     value = zero
                     for m in range(tap_ptr[j], tap_ptr[j + 1]):
                         value += kernel[taps[m]]
                     indices[pos + j] = base + columns[j]
                     data[pos + j] = value
-            pos += uint64(count)
+            pos += np.uint64(count)
 
 
 def _row_extent(m) -> tuple[int, int]:
