@@ -106,3 +106,18 @@ def test_fixed_methods_are_bitwise_independent_of_the_thread_count(case, dtype):
         results = [_on_threads(count, lambda: function(data, weight, method=method, **keywords))
                    for count in (1, 2)]
         assert results[0].tobytes() == results[1].tobytes(), (function.__name__, method)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
+def test_auto_is_the_fixed_method_it_chose_on_each_thread_count():
+    """As documented: ``auto`` may choose differently per thread count, and gives exactly the
+    result of the method it chose."""
+    rng = np.random.default_rng(10)
+    weight, y = rng.standard_normal((4, 3, 4, 4)), rng.standard_normal((2, 4, 13, 11))
+    for count in (1, 2):
+        def check():
+            operator = ts.ConvOperator(weight, (26, 22), stride=2, padding=1)
+            chosen = operator.method_transpose
+            expected = ts.conv_transpose(y, weight, stride=2, padding=1, output_size=(26, 22), method=chosen)
+            assert operator.conv_transpose(y).tobytes() == expected.tobytes(), (count, chosen)
+        _on_threads(count, check)
