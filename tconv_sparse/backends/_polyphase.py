@@ -442,7 +442,7 @@ def add_terms(acc, offset, source, shifts, scales, starts, stops, count):
     entries outside it and the last terms one at a time. (One call site per
     loop shape keeps the compiled kernels small.)
     """
-    m = 0
+    m = np.int64(0)  # not a literal: one specialization of the helpers below, not two
     while m < count:
         group = min(4, count - m)
         lo, hi = starts[m], stops[m]

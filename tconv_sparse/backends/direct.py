@@ -74,7 +74,7 @@ def _direct(xs, w, groups, a_ptr, a_col, a_tap_ptr, a_tap, shift_b, phase_b, shi
         co = (task // (tiles * lead)) % out_channels
         n = task // (tiles * lead * out_channels)
         first_channel = (co // cout_g) * cin_g
-        count = 0
+        count = np.int64(0)  # not a literal (which would compile add_terms twice)
         for c in range(cin_g):
             for ua in range(a_ptr[oa], a_ptr[oa + 1]):
                 planes = ((n * in_channels + first_channel + c) * lead_in + a_col[ua]) * stride_b
@@ -161,7 +161,7 @@ def _gather(y, w, groups, b_ptr, b_out, b_tap, ptr_b, tap_b, offset_b, ptr_c, ta
         for p in range(phase_count):
             add_terms(acc, p * tile - start, source, shifts[p], scales[p], starts[p], stops[p],
                       counts[p])
-        store_plane(phases, 0, start, stop - start, width, split_c, out[n, ci, ia])
+        store_plane(phases, np.int64(0), start, stop - start, width, split_c, out[n, ci, ia])
 
 
 def conv_transpose_gather(y: np.ndarray, weight: np.ndarray, geometry) -> np.ndarray:

@@ -86,7 +86,7 @@ def _im2col(xs, a_ptr, a_col, a_tap_ptr, a_tap, shift_b, phase_b, shift_c, phase
                 if a_tap[ja] == ta:
                     ia = a_col[ua]
         for tb in range(k_rows):
-            lo, hi = row_clip(0, size, width, -shift_b[tb], split_rows - shift_b[tb])
+            lo, hi = row_clip(np.int64(0), size, width, -shift_b[tb], split_rows - shift_b[tb])
             for tc in range(k_cols):
                 target = cols[c, ta, tb, tc, n, oa]
                 if ia < 0:
