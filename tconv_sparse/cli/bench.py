@@ -13,11 +13,13 @@ from __future__ import annotations
 import shlex
 import sys
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
 from tconv_sparse.bench import cases, runners
 from tconv_sparse.cli.outputs import OptionError, check_folder
+from tconv_sparse.core.config import CompileNotice
 
 __all__ = ["add_arguments", "run"]
 
@@ -158,7 +160,9 @@ def run(args) -> int:
         _note(f"warning: {monitor.warning()}")
 
     start = time.perf_counter()
-    results, interrupted = _run_plan(plan, factories, timing, monitor)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CompileNotice)  # the warm-up calls compile, untimed
+        results, interrupted = _run_plan(plan, factories, timing, monitor)
     elapsed = time.perf_counter() - start
     monitor.sample()
     steps = len({(m.direction, m.case.name, m.dtype) for m in results})
