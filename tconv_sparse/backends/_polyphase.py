@@ -532,9 +532,15 @@ def store_plane(phases, offset, first, count, width, columns, out):
             row = (q * stride_b + rb) * cols_out
             phase = rb * stride_c * tile + base
             source, start = np.uint64(phase + lo), np.uint64(row + lo * stride_c)
-            for j in range(np.uint64(whole)):
-                for r in range(step):
-                    target[start + j * step + r] = flat[source + r * tile_step + j]
+            if stride_c == 2:  # the common stride, with constant offsets that vectorise
+                two, second = np.uint64(2), source + tile_step
+                for j in range(np.uint64(whole)):
+                    target[start + j * two] = flat[source + j]
+                    target[start + j * two + np.uint64(1)] = flat[second + j]
+            else:
+                for j in range(np.uint64(whole)):
+                    for r in range(step):
+                        target[start + j * step + r] = flat[source + r * tile_step + j]
             for qc in range(lo + whole, hi):  # the last, incomplete group of the row
                 for rc in range(cols_out - qc * stride_c):
                     target[row + qc * stride_c + rc] = flat[phase + rc * tile + qc]

@@ -161,7 +161,7 @@ def _gather(y, w, groups, b_ptr, b_out, b_tap, ptr_b, tap_b, offset_b, ptr_c, ta
         for p in range(phase_count):
             add_terms(acc, p * tile - start, source, shifts[p], scales[p], starts[p], stops[p],
                       counts[p])
-        store_plane(phases, np.int64(0), start, stop - start, width, split_c, out[n, ci, ia])
+        store_plane(phases, 0, start, stop - start, width, split_c, out[n, ci, ia])  # literal 0: folded
 
 
 def conv_transpose_gather(y: np.ndarray, weight: np.ndarray, geometry) -> np.ndarray:
