@@ -72,7 +72,8 @@ def transpose_chunk_sizes(batch: int, in_channels: int, cin_g: int, padded_bytes
 
 
 @jit
-def _im2col(xs, a_ptr, a_col, a_tap_ptr, a_tap, shift_b, phase_b, shift_c, phase_c, margin, cols, chunk, chunks):
+def _im2col(xs, a_ptr, a_col, a_tap_ptr, a_tap, shift_b, phase_b, shift_c, phase_c, margin, cols,
+            chunk, chunks):
     """``cols[c, t_lead, t_b, t_c, n, o_lead]``: the padded output plane's inputs through each tap."""
     channels, k_lead, k_rows, k_cols, batch, lead, size = cols.shape
     split_rows, width = xs.shape[5], xs.shape[6]

@@ -59,7 +59,8 @@ def _measure(plan, progress):
 
 
 def run_cold(args, command: str) -> int:
-    """Run the cold rows (``command``: the command line, for the header); 0, 1 when a row failed, 130 when interrupted (what finished is written)."""
+    """Run the cold rows (``command``: the command line, for the header); 0, 1 when a row failed,
+    130 when interrupted (what finished is written)."""
     from tconv_sparse.cli.progress import Progress
 
     if args.threads is not None:
