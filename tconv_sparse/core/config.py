@@ -39,6 +39,7 @@ from tconv_sparse.core.validation import BYTES_RULE, parse_max_bytes
 __all__ = ["WORK_CHUNK_BYTES", "CHUNKS_PER_THREAD", "CompileNotice", "get_max_bytes", "jit", "num_threads",
            "numba_threads", "run_chunks", "chunk_count", "task_range", "set_max_bytes"]
 
+
 class CompileNotice(UserWarning):
     """Warned once per process, method, direction and dtype when a call is about to compile Numba
     kernels (their first use; cached on disk afterwards). Silence it with
