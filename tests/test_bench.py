@@ -325,3 +325,34 @@ def test_progress_bar_through_tqdm_or_plain_lines(tmp_path, capsys, monkeypatch)
     assert cli.main(argv) == 0
     err = capsys.readouterr().err
     assert f"\n[1/{len(SIGNAL_CASES)}] conv_transpose" in "\n" + err and "tqdm:" not in err
+
+
+def test_cold_rows_in_fresh_processes(tmp_path, capsys):
+    """``bench --cold``: one library row, two fresh processes on a fresh cache (zero_insert is NumPy
+    only, so the row costs two interpreter start-ups); the peer row is tested below."""
+    status = cli.main(["bench", "--cold", "--method", "zero_insert", "--direction", "conv_transpose",
+                       "--no-torch", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert status == 0
+    rows = json.loads((tmp_path / "cold.json").read_text())["rows"]
+    assert [(r["method"], r["dtype"]) for r in rows] == [("zero_insert", "float32")]
+    library = rows[0]
+    assert library["error"] is None and library["specializations"] == 0
+    assert 0 < library["import_s"] and 0 <= library["compile_s"] <= library["cold_first_s"]
+    assert library["warm_s"] > 0 and library["cached_first_s"] > 0
+    assert "| conv_transpose | zero_insert | float32 |" in printed
+    assert "import + first call vs torch" in (tmp_path / "cold.md").read_text()
+
+
+def test_cold_peer_row_without_torch(tmp_path, monkeypatch):
+    """A fresh process in which ``import torch`` fails gives an n/a peer row and n/a ratios."""
+    from tconv_sparse.bench import cold
+
+    (tmp_path / "torch.py").write_text("raise ImportError('no torch here')\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), str(ROOT)]))
+    peer = cold.torch_row("conv_transpose", "float32")
+    assert peer.error is None and peer.start_s is None
+    row = cold.ColdRow("conv_transpose", "gather", "float32", 0.4, 2.0, 0.1, 0.001, 9)
+    table = cold.format_cold_table([row, peer], {("conv_transpose", "float32"): peer})
+    assert table.splitlines()[2].endswith("| 9 | n/a |")
+    assert "| conv_transpose | torch | float32 | n/a | n/a |" in table

@@ -94,3 +94,19 @@ def test_synthetic_image():
 def test_psnr():
     assert psnr(np.full(4, 0.1), np.zeros(4)) == pytest.approx(20.0)
     assert psnr(np.full(4, 2.0), np.ones(4)) == float("inf")    # clipped to [0, 1] first
+
+
+def test_compile_wait_shows_a_live_line_and_reports_compile_time_apart():
+    import io
+    import time as _time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tconv_sparse.cli import demo
+
+    lines, live = [], io.StringIO()
+    pool = ThreadPoolExecutor(1)
+    compiling = (pool, [pool.submit(_time.sleep, 0.3)], _time.perf_counter())
+    demo._finish_compiling(compiling, lines.append, live=live)
+    assert "compiling the Numba kernels of parts 3-5 (first run only): 0/1 groups" in live.getvalue()
+    assert len(lines) == 1 and "compiled (or loaded from the cache) in" in lines[0]
+    assert "waited for here" in lines[0]

@@ -33,10 +33,9 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 import numpy as np
-from numba import prange, uint64
 
 from tconv_sparse.core import validation as v
-from tconv_sparse.core.config import jit, jit_parallel, num_threads
+from tconv_sparse.core.config import chunk_count, jit, run_chunks, task_range
 from tconv_sparse.core.index_maps import AxisMap, axis_map, map_bytes, product_map, product_map_bytes
 from tconv_sparse.backends._numpy_ops import fold
 
@@ -51,7 +50,6 @@ __all__ = [
     "fold_planes",
     "split_planes",
     "pad_planes",
-    "task_range",
     "phase_scratch",
     "row_clip",
     "shifted_range",
@@ -67,8 +65,9 @@ __all__ = [
 TILE_ELEMENTS = 2048
 #: shortest tile of a single-row plane worth a task of its own
 _MIN_TILE = 256
-#: tasks per thread wanted for load balance
-_TASKS_PER_THREAD = 4
+#: tasks wanted per call, for load balance on up to this many / 4 threads; the tiles (and so the
+#: order of the additions) never depend on the thread count, only the chunks of tasks do
+_TASKS_WANTED = 16
 
 
 @dataclass(frozen=True)
@@ -290,18 +289,19 @@ def tiling(outer_tasks: int, rows: int, width: int) -> tuple[int, int]:
     """``(tile, chunks)`` for ``outer_tasks`` planes of ``rows x width`` flat entries.
 
     A tile is whole rows, about :data:`TILE_ELEMENTS` entries, small enough
-    that every thread gets a few tasks; ``chunks`` parallel chunks (a few per
-    thread) each allocate their scratch once and run their tasks in turn.
+    that there are :data:`_TASKS_WANTED` tasks; ``chunks`` parallel chunks (a
+    few per thread) each allocate their scratch once and run their tasks in turn.
+    The tile does not depend on the thread count, so neither do the results.
     """
     total = rows * width
-    needed = -(-_TASKS_PER_THREAD * num_threads() // outer_tasks)
+    needed = -(-_TASKS_WANTED // outer_tasks)
     tile = min(TILE_ELEMENTS, -(-total // needed))
     if rows > 1:
         tile = max(width, tile - tile % width)
     else:
         tile = min(total, max(tile, _MIN_TILE))
     tasks = outer_tasks * -(-total // tile)
-    return tile, max(1, min(tasks, _TASKS_PER_THREAD * num_threads()))
+    return tile, chunk_count(tasks)
 
 
 def fold_planes(out: np.ndarray, geometry, plan: PlanePlan) -> np.ndarray:
@@ -311,12 +311,6 @@ def fold_planes(out: np.ndarray, geometry, plan: PlanePlan) -> np.ndarray:
                     for a, n in enumerate(geometry.input_shape))
     out = out.reshape(out.shape[0], out.shape[1], *spatial)
     return fold(out, geometry, axes=plan.padded_axes) if plan.padded_axes else out
-
-
-@jit
-def task_range(chunk, chunks, tasks):
-    """Tasks ``[first, last)`` of chunk ``chunk`` of ``chunks`` (even split)."""
-    return chunk * tasks // chunks, (chunk + 1) * tasks // chunks
 
 
 @jit
@@ -337,11 +331,12 @@ def row_clip(start, stop, width, first_row, end_row):
     return max(start, first_row * width), min(stop, end_row * width)
 
 
-@jit_parallel
-def _split(x, margin, out):
+@jit
+def _split(x, margin, out, chunk, chunks):
     batch, channels, lead, length_b, length_c = x.shape
     stride_b, stride_c, split_b = out.shape[3], out.shape[4], out.shape[5]
-    for task in prange(batch * channels * lead):
+    first, last = task_range(chunk, chunks, batch * channels * lead)
+    for task in range(first, last):
         n, c, row = task // (channels * lead), (task // lead) % channels, task % lead
         for pb in range(stride_b):
             for pc in range(stride_c):
@@ -365,14 +360,15 @@ def split_planes(x: np.ndarray, plan: PlanePlan) -> np.ndarray:
     """
     out = np.empty((*x.shape[:3], plan.rows.stride, plan.cols.stride, plan.rows.split, plan.split_width),
                    dtype=x.dtype)
-    _split(x, plan.split_margin, out)
+    run_chunks(_split, chunk_count(math.prod(x.shape[:3])), x, plan.split_margin, out)
     return out
 
 
-@jit_parallel
-def _pad(y, top, margin, gemm_layout, out):
+@jit
+def _pad(y, top, margin, gemm_layout, out, chunk, chunks):
     batch, channels, lead, rows, cols = y.shape
-    for task in prange(batch * channels * lead):
+    first, last = task_range(chunk, chunks, batch * channels * lead)
+    for task in range(first, last):
         n, c, row = task // (channels * lead), (task // lead) % channels, task % lead
         plane = out[c, row, n] if gemm_layout else out[n, c, row]
         plane[:top] = 0
@@ -394,12 +390,13 @@ def pad_planes(y: np.ndarray, plan: PlanePlan, gemm_layout: bool = False) -> np.
     (channel-major, for the GEMM) with the rows also starting at row ``pad_top``.
     """
     batch, channels, lead, rows = y.shape[:4]
+    chunks = chunk_count(batch * channels * lead)
     if gemm_layout:
         out = np.empty((channels, lead, batch, plan.pad_rows, plan.pad_width), dtype=y.dtype)
-        _pad(y, plan.pad_top, plan.pad_margin, True, out)
+        run_chunks(_pad, chunks, y, plan.pad_top, plan.pad_margin, True, out)
     else:
         out = np.empty((batch, channels, lead, rows, plan.pad_width), dtype=y.dtype)
-        _pad(y, 0, plan.pad_margin, False, out)
+        run_chunks(_pad, chunks, y, 0, plan.pad_margin, False, out)
     return out
 
 
@@ -418,19 +415,19 @@ def add_shifted(acc, offset, start, stop, source, shift, scale):
     """``acc[offset + q] += scale * source[q + shift]`` for ``q`` in ``[start, stop)`` inside ``source``."""
     lo, hi = shifted_range(start, stop, shift, len(source))
     if hi > lo:
-        target, first = uint64(offset + lo), uint64(lo + shift)
-        for j in range(uint64(hi - lo)):
+        target, first = np.uint64(offset + lo), np.uint64(lo + shift)
+        for j in range(np.uint64(hi - lo)):
             acc[target + j] += scale * source[first + j]
 
 
 @jit
 def _add_shifted4(acc, offset, start, stop, source, shifts, scales, m):
     """Four terms ``m .. m+3`` in one pass over ``[start, stop)`` (inside ``source`` for all four)."""
-    target = uint64(offset + start)
-    p0, p1 = uint64(start + shifts[m]), uint64(start + shifts[m + 1])
-    p2, p3 = uint64(start + shifts[m + 2]), uint64(start + shifts[m + 3])
+    target = np.uint64(offset + start)
+    p0, p1 = np.uint64(start + shifts[m]), np.uint64(start + shifts[m + 1])
+    p2, p3 = np.uint64(start + shifts[m + 2]), np.uint64(start + shifts[m + 3])
     w0, w1, w2, w3 = scales[m], scales[m + 1], scales[m + 2], scales[m + 3]
-    for j in range(uint64(stop - start)):
+    for j in range(np.uint64(stop - start)):
         acc[target + j] += (w0 * source[p0 + j] + w1 * source[p1 + j]) + (w2 * source[p2 + j]
                                                                           + w3 * source[p3 + j])
 
@@ -445,7 +442,7 @@ def add_terms(acc, offset, source, shifts, scales, starts, stops, count):
     entries outside it and the last terms one at a time. (One call site per
     loop shape keeps the compiled kernels small.)
     """
-    m = 0
+    m = np.int64(0)  # not a literal: one specialization of the helpers below, not two
     while m < count:
         group = min(4, count - m)
         lo, hi = starts[m], stops[m]
@@ -471,8 +468,8 @@ def copy_shifted(target, start, stop, source, shift):
     lo, hi = shifted_range(start, stop, shift, len(source))
     lo, hi = min(lo, len(target)), max(hi, min(lo, len(target)))
     target[:lo] = 0
-    first, source_first = uint64(lo), uint64(lo + shift)
-    for j in range(uint64(hi - lo)):
+    first, source_first = np.uint64(lo), np.uint64(lo + shift)
+    for j in range(np.uint64(hi - lo)):
         target[first + j] = source[source_first + j]
     target[hi:] = 0
 
@@ -489,15 +486,16 @@ def copy_columns(flat, first, count, width, columns, out):
     for row in range(first // width, (stop - 1) // width + 1):
         lo, hi = max(first - row * width, 0), min(stop - row * width, columns)
         if hi > lo:
-            target, source = out[row], uint64(row * width + lo - first)
-            for j in range(uint64(hi - lo)):
-                target[uint64(lo) + j] = flat[source + j]
+            target, source = out[row], np.uint64(row * width + lo - first)
+            for j in range(np.uint64(hi - lo)):
+                target[np.uint64(lo) + j] = flat[source + j]
 
 
-@jit_parallel
-def _compact(padded, out):
+@jit
+def _compact(padded, out, chunk, chunks):
     batch, channels, lead, rows, columns = out.shape
-    for task in prange(batch * channels * lead * rows):
+    first, last = task_range(chunk, chunks, batch * channels * lead * rows)
+    for task in range(first, last):
         n, c = task // (channels * lead * rows), (task // (lead * rows)) % channels
         row, b = (task // rows) % lead, task % rows
         target, source = out[n, c, row, b], padded[n, c, row, b]
@@ -508,31 +506,8 @@ def _compact(padded, out):
 def compact_columns(padded: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Copy the first ``out.shape[-1]`` columns of ``padded`` ``(N, C, lead, rows, width)``
     (any strides) into ``out`` ``(N, C, lead, rows, columns)``; return ``out``."""
-    _compact(padded, out)
+    run_chunks(_compact, chunk_count(math.prod(out.shape[:4])), padded, out)
     return out
-
-
-@jit
-def _store_rows(flat, tile, stride_b, offset, first, count, width, columns, out, cols_out, stride_c):
-    """The loops of :func:`store_plane` on flat arrays; called with a literal ``stride_c``,
-    the inlined row copies have a constant stride that LLVM vectorises into shuffles."""
-    rows_out = len(out) // cols_out
-    step, tile_step = uint64(stride_c), uint64(tile)
-    stop = first + count
-    for q in range(first // width, (stop - 1) // width + 1):
-        lo, hi = max(first - q * width, 0), min(stop - q * width, columns)
-        base = q * width - first + offset
-        whole = max(min(hi, cols_out // stride_c) - lo, 0)
-        for rb in range(min(stride_b, rows_out - q * stride_b)):
-            row = (q * stride_b + rb) * cols_out
-            phase = rb * stride_c * tile + base
-            source, target = uint64(phase + lo), uint64(row + lo * stride_c)
-            for j in range(uint64(whole)):
-                for r in range(step):
-                    out[target + j * step + r] = flat[source + r * tile_step + j]
-            for qc in range(lo + whole, hi):  # the last, incomplete group of the row
-                for rc in range(cols_out - qc * stride_c):
-                    out[row + qc * stride_c + rc] = flat[phase + rc * tile + qc]
 
 
 @jit
@@ -546,14 +521,28 @@ def store_plane(phases, offset, first, count, width, columns, out):
     """
     stride_b, stride_c, tile = phases.shape
     flat, target, cols_out = phases.reshape(phases.size), out.reshape(out.size), out.shape[1]
-    if stride_c == 1:
-        _store_rows(flat, tile, stride_b, offset, first, count, width, columns, target, cols_out, 1)
-    elif stride_c == 2:
-        _store_rows(flat, tile, stride_b, offset, first, count, width, columns, target, cols_out, 2)
-    elif stride_c == 3:
-        _store_rows(flat, tile, stride_b, offset, first, count, width, columns, target, cols_out, 3)
-    elif stride_c == 4:
-        _store_rows(flat, tile, stride_b, offset, first, count, width, columns, target, cols_out, 4)
-    else:
-        _store_rows(flat, tile, stride_b, offset, first, count, width, columns, target, cols_out,
-                    stride_c)
+    rows_out = out.shape[0]
+    step, tile_step = np.uint64(stride_c), np.uint64(tile)
+    stop = first + count
+    for q in range(first // width, (stop - 1) // width + 1):
+        lo, hi = max(first - q * width, 0), min(stop - q * width, columns)
+        base = q * width - first + offset
+        whole = max(min(hi, cols_out // stride_c) - lo, 0)
+        for rb in range(min(stride_b, rows_out - q * stride_b)):
+            row = (q * stride_b + rb) * cols_out
+            phase = rb * stride_c * tile + base
+            source, start = np.uint64(phase + lo), np.uint64(row + lo * stride_c)
+            if stride_c == 2:  # the common stride, with constant offsets that vectorise
+                two, second = np.uint64(2), source + tile_step
+                for j in range(np.uint64(whole)):
+                    target[start + j * two] = flat[source + j]
+                    target[start + j * two + np.uint64(1)] = flat[second + j]
+            else:
+                for j in range(np.uint64(whole)):
+                    for r in range(step):
+                        target[start + j * step + r] = flat[source + r * tile_step + j]
+            for qc in range(lo + whole, hi):  # the last, incomplete group of the row
+                for rc in range(cols_out - qc * stride_c):
+                    target[row + qc * stride_c + rc] = flat[phase + rc * tile + qc]
+
+

@@ -16,9 +16,8 @@ the 32 multiply-adds per stored entry rather than by memory.
 from __future__ import annotations
 
 import numpy as np
-from numba import prange, uint64
 
-from tconv_sparse.core.config import jit_parallel, serial_twin
+from tconv_sparse.core.config import chunk_count, jit, run_chunks, task_range
 
 __all__ = ["csr_matmul", "SERIAL_ENTRIES"]
 
@@ -27,45 +26,42 @@ __all__ = ["csr_matmul", "SERIAL_ENTRIES"]
 SERIAL_ENTRIES = 1 << 15
 
 
-@jit_parallel
-def _matvec(indptr, indices, data, x, out):
+@jit
+def _matvec(indptr, indices, data, x, out, chunk, chunks):
     zero = out.dtype.type(0)
-    for row in prange(len(out)):
+    first, last = task_range(chunk, chunks, len(out))
+    for row in range(first, last):
         acc = zero
-        for j in range(uint64(indptr[row]), uint64(indptr[row + 1])):
-            acc += data[j] * x[uint64(indices[j])]
+        for j in range(np.uint64(indptr[row]), np.uint64(indptr[row + 1])):
+            acc += data[j] * x[np.uint64(indices[j])]
         out[row] = acc
 
 
-@jit_parallel
-def _matmat(indptr, indices, data, x, out):
+@jit
+def _matmat(indptr, indices, data, x, out, chunk, chunks):
     """Rows of ``out`` in parallel; four stored entries per update of the output row, so
     that the row's loads and stores do not chain every entry."""
-    columns, one, four = uint64(x.shape[1]), uint64(1), uint64(4)
+    columns, one, four = np.uint64(x.shape[1]), np.uint64(1), np.uint64(4)
     source, target = x.reshape(x.size), out.reshape(out.size)
-    for row in prange(out.shape[0]):
-        first = uint64(row) * columns
+    first_row, last_row = task_range(chunk, chunks, out.shape[0])
+    for row in range(first_row, last_row):
+        first = np.uint64(row) * columns
         for c in range(columns):
             target[first + c] = 0
-        j, stop = uint64(indptr[row]), uint64(indptr[row + 1])
+        j, stop = np.uint64(indptr[row]), np.uint64(indptr[row + 1])
         while j + four <= stop:
             v0, v1, v2, v3 = data[j], data[j + one], data[j + 2 * one], data[j + 3 * one]
-            o0, o1 = uint64(indices[j]) * columns, uint64(indices[j + one]) * columns
-            o2, o3 = uint64(indices[j + 2 * one]) * columns, uint64(indices[j + 3 * one]) * columns
+            o0, o1 = np.uint64(indices[j]) * columns, np.uint64(indices[j + one]) * columns
+            o2, o3 = np.uint64(indices[j + 2 * one]) * columns, np.uint64(indices[j + 3 * one]) * columns
             for c in range(columns):
                 target[first + c] += ((v0 * source[o0 + c] + v1 * source[o1 + c])
                                       + (v2 * source[o2 + c] + v3 * source[o3 + c]))
             j += four
         while j < stop:
-            value, offset = data[j], uint64(indices[j]) * columns
+            value, offset = data[j], np.uint64(indices[j]) * columns
             for c in range(columns):
                 target[first + c] += value * source[offset + c]
             j += one
-
-
-# the same loops on one thread (``prange`` is ``range`` without ``parallel=True``)
-_matvec_serial = serial_twin(_matvec)
-_matmat_serial = serial_twin(_matmat)
 
 
 def csr_matmul(matrix, x: np.ndarray) -> np.ndarray:
@@ -97,6 +93,6 @@ def csr_matmul(matrix, x: np.ndarray) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=dtype)
     out = np.empty((matrix.shape[0], *x.shape[1:]), dtype=dtype)
     serial = matrix.indptr[-1] * (x.shape[1] if x.ndim == 2 else 1) <= SERIAL_ENTRIES
-    kernel = (_matvec_serial if serial else _matvec) if x.ndim == 1 else (_matmat_serial if serial else _matmat)
-    kernel(matrix.indptr, matrix.indices, matrix.data, x, out)
+    run_chunks(_matvec if x.ndim == 1 else _matmat, 1 if serial else chunk_count(out.shape[0]),
+               matrix.indptr, matrix.indices, matrix.data, x, out)
     return out

@@ -4,16 +4,17 @@
 :mod:`~tconv_sparse.backends._polyphase`: the leading spatial axes go through
 index tables (every padding mode, every rank), the last two axes are planes
 in which every tap is one contiguous shifted pass (four taps per pass), and
-the parallel loop runs over tiles of the output planes, so both cores work
+the parallel chunks run over tiles of the output planes, so both cores work
 even on one sample with one channel. ``scatter`` is the literal formulation
 on the two-level index maps of
 :attr:`~tconv_sparse.core.geometry.Geometry.canonical_maps`.
 
-Parallel loops never race. ``direct`` and ``gather`` give each task its own
-tile of one output plane. ``scatter`` adds into outputs shared between
-iterations, so it either gives each thread a disjoint set of output channels
-(``batch * channels >= threads``) or its own private buffer that is summed
-afterwards.
+Chunks of tasks run in parallel (:func:`~tconv_sparse.core.config.run_chunks`)
+and never race. ``direct`` and ``gather`` give each task its own tile of one
+output plane. ``scatter`` adds into outputs shared between iterations, so it
+either gives each task a disjoint set of output planes or (fewer than
+:data:`SCATTER_PARTS` planes) each slice of its input its own buffer, summed
+afterwards in a fixed order. No split depends on the thread count.
 """
 
 from __future__ import annotations
@@ -21,17 +22,20 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import prange
 
-from tconv_sparse.core.config import jit, jit_parallel, num_threads
+from tconv_sparse.core.config import chunk_count, jit, run_chunks, task_range
 from tconv_sparse.core.matrix import canonical_weight
 from tconv_sparse.backends._numpy_ops import pad
 from tconv_sparse.backends._polyphase import (
     add_terms, copy_columns, fold_planes, pad_planes, phase_scratch, plane_plan, plane_view,
-    plane_weight, row_clip, split_planes, store_plane, task_range, tiling,
+    plane_weight, row_clip, split_planes, store_plane, tiling,
 )
 
-__all__ = ["conv", "conv_transpose_scatter", "conv_transpose_gather"]
+__all__ = ["conv", "conv_transpose_scatter", "conv_transpose_gather", "SCATTER_PARTS"]
+
+#: ``scatter`` with fewer (sample, channel) output planes than this splits its input rows into
+#: this many slices, each with its own output buffer (fixed, so results never depend on threads)
+SCATTER_PARTS = 4
 
 
 def _canonical(array: np.ndarray, spatial) -> np.ndarray:
@@ -45,9 +49,9 @@ def _forward_tables(geometry):
             last.row_ptr, last.col, last.tap_ptr, last.tap)
 
 
-@jit_parallel
+@jit
 def _direct(xs, w, groups, a_ptr, a_col, a_tap_ptr, a_tap, shift_b, phase_b, shift_c, phase_c,
-            margin, most_terms, tile, chunks, out):
+            margin, most_terms, tile, out, chunk, chunks):
     """Each task sums, over one flat tile of one output plane, one shifted phase plane per
     (input channel, tap): the terms are collected, then added four per pass."""
     batch, out_channels, lead, out_rows, out_cols = out.shape
@@ -59,35 +63,34 @@ def _direct(xs, w, groups, a_ptr, a_col, a_tap_ptr, a_tap, shift_b, phase_b, shi
     total = out_rows * width
     tiles = (total + tile - 1) // tile
     tasks = batch * out_channels * lead * tiles
-    for chunk in prange(chunks):
-        acc = np.empty(tile, dtype=out.dtype)
-        shifts, scales = np.empty(most_terms, dtype=np.int64), np.empty(most_terms, dtype=out.dtype)
-        starts, stops = np.empty(most_terms, dtype=np.int64), np.empty(most_terms, dtype=np.int64)
-        first_task, end_task = task_range(chunk, chunks, tasks)
-        for task in range(first_task, end_task):
-            start = (task % tiles) * tile
-            stop = min(start + tile, total)
-            oa = (task // tiles) % lead
-            co = (task // (tiles * lead)) % out_channels
-            n = task // (tiles * lead * out_channels)
-            first_channel = (co // cout_g) * cin_g
-            count = 0
-            for c in range(cin_g):
-                for ua in range(a_ptr[oa], a_ptr[oa + 1]):
-                    planes = ((n * in_channels + first_channel + c) * lead_in + a_col[ua]) * stride_b
-                    for ja in range(a_tap_ptr[ua], a_tap_ptr[ua + 1]):
-                        kernel = w[co, c, a_tap[ja]]
-                        for tb in range(k_rows):
-                            lo, hi = row_clip(start, stop, width, -shift_b[tb], split_rows - shift_b[tb])
-                            row = (planes + phase_b[tb]) * stride_c
-                            for tc in range(k_cols):
-                                shifts[count] = ((row + phase_c[tc]) * plane + shift_b[tb] * width + margin
-                                                 + shift_c[tc])
-                                scales[count], starts[count], stops[count] = kernel[tb, tc], lo, hi
-                                count += 1
-            acc[:] = 0
-            add_terms(acc, -start, source, shifts, scales, starts, stops, count)
-            copy_columns(acc, start, stop - start, width, out_cols, out[n, co, oa])
+    acc = np.empty(tile, dtype=out.dtype)
+    shifts, scales = np.empty(most_terms, dtype=np.int64), np.empty(most_terms, dtype=out.dtype)
+    starts, stops = np.empty(most_terms, dtype=np.int64), np.empty(most_terms, dtype=np.int64)
+    first_task, end_task = task_range(chunk, chunks, tasks)
+    for task in range(first_task, end_task):
+        start = (task % tiles) * tile
+        stop = min(start + tile, total)
+        oa = (task // tiles) % lead
+        co = (task // (tiles * lead)) % out_channels
+        n = task // (tiles * lead * out_channels)
+        first_channel = (co // cout_g) * cin_g
+        count = np.int64(0)  # not a literal (which would compile add_terms twice)
+        for c in range(cin_g):
+            for ua in range(a_ptr[oa], a_ptr[oa + 1]):
+                planes = ((n * in_channels + first_channel + c) * lead_in + a_col[ua]) * stride_b
+                for ja in range(a_tap_ptr[ua], a_tap_ptr[ua + 1]):
+                    kernel = w[co, c, a_tap[ja]]
+                    for tb in range(k_rows):
+                        lo, hi = row_clip(start, stop, width, -shift_b[tb], split_rows - shift_b[tb])
+                        row = (planes + phase_b[tb]) * stride_c
+                        for tc in range(k_cols):
+                            shifts[count] = ((row + phase_c[tc]) * plane + shift_b[tb] * width + margin
+                                             + shift_c[tc])
+                            scales[count], starts[count], stops[count] = kernel[tb, tc], lo, hi
+                            count += 1
+        acc[:] = 0
+        add_terms(acc, -start, source, shifts, scales, starts, stops, count)
+        copy_columns(acc, start, stop - start, width, out_cols, out[n, co, oa])
 
 
 def conv(x: np.ndarray, weight: np.ndarray, geometry) -> np.ndarray:
@@ -101,15 +104,15 @@ def conv(x: np.ndarray, weight: np.ndarray, geometry) -> np.ndarray:
     lead, rows, cols = plan.lead, plan.rows, plan.cols
     tile, chunks = tiling(math.prod(out_planes.shape[:3]), rows.out_length, plan.split_width)
     most_terms = geometry.in_channels_per_group * plan.most_lead_taps * rows.kernel * cols.kernel
-    _direct(xs, plane_weight(weight, plan), geometry.groups, lead.row_ptr, lead.col, lead.tap_ptr,
-            lead.tap, rows.tap_shift, rows.tap_phase, cols.tap_shift, cols.tap_phase,
-            plan.split_margin, most_terms, tile, chunks, out_planes)
+    run_chunks(_direct, chunks, xs, plane_weight(weight, plan), geometry.groups, lead.row_ptr, lead.col,
+               lead.tap_ptr, lead.tap, rows.tap_shift, rows.tap_phase, cols.tap_shift, cols.tap_phase,
+               plan.split_margin, most_terms, tile, out_planes)
     return out
 
 
-@jit_parallel
+@jit
 def _gather(y, w, groups, b_ptr, b_out, b_tap, ptr_b, tap_b, offset_b, ptr_c, tap_c, offset_c,
-            margin, most_terms, tile, chunks, out):
+            margin, most_terms, tile, out, chunk, chunks):
     """Each task computes every phase of one flat tile of one output plane, then interleaves.
 
     A phase sums one shifted input plane per (input channel, tap of the phase):
@@ -127,39 +130,38 @@ def _gather(y, w, groups, b_ptr, b_out, b_tap, ptr_b, tap_b, offset_b, ptr_c, ta
     split_c = (length_c + stride_c - 1) // stride_c
     tiles = (total + tile - 1) // tile
     tasks = batch * in_channels * lead * tiles
-    for chunk in prange(chunks):
-        phases, shifts, starts, stops, counts = phase_scratch(out, stride_b, stride_c, tile, most_terms)
-        acc = phases.reshape(phases.size)
-        scales = np.empty((phase_count, most_terms), dtype=out.dtype)
-        first_task, end_task = task_range(chunk, chunks, tasks)
-        for task in range(first_task, end_task):
-            start = (task % tiles) * tile
-            stop = min(start + tile, total)
-            ia = (task // tiles) % lead
-            ci = (task // (tiles * lead)) % in_channels
-            n = task // (tiles * lead * in_channels)
-            g, c = ci // cin_g, ci % cin_g
-            counts[:] = 0
-            for co in range(g * cout_g, (g + 1) * cout_g):
-                for e in range(b_ptr[ia], b_ptr[ia + 1]):
-                    base = ((n * out_channels + co) * lead_y + b_out[e]) * plane + margin
-                    kernel = w[co, c, b_tap[e]]
-                    for rb in range(stride_b):
-                        for jb in range(ptr_b[rb], ptr_b[rb + 1]):
-                            lo, hi = row_clip(start, stop, width, -offset_b[jb], y_rows - offset_b[jb])
-                            for rc in range(stride_c):
-                                p = rb * stride_c + rc
-                                for jc in range(ptr_c[rc], ptr_c[rc + 1]):
-                                    m = counts[p]
-                                    shifts[p, m] = base + offset_b[jb] * width + offset_c[jc]
-                                    scales[p, m] = kernel[tap_b[jb], tap_c[jc]]
-                                    starts[p, m], stops[p, m] = lo, hi
-                                    counts[p] = m + 1
-            acc[:] = 0
-            for p in range(phase_count):
-                add_terms(acc, p * tile - start, source, shifts[p], scales[p], starts[p], stops[p],
-                          counts[p])
-            store_plane(phases, 0, start, stop - start, width, split_c, out[n, ci, ia])
+    phases, shifts, starts, stops, counts = phase_scratch(out, stride_b, stride_c, tile, most_terms)
+    acc = phases.reshape(phases.size)
+    scales = np.empty((phase_count, most_terms), dtype=out.dtype)
+    first_task, end_task = task_range(chunk, chunks, tasks)
+    for task in range(first_task, end_task):
+        start = (task % tiles) * tile
+        stop = min(start + tile, total)
+        ia = (task // tiles) % lead
+        ci = (task // (tiles * lead)) % in_channels
+        n = task // (tiles * lead * in_channels)
+        g, c = ci // cin_g, ci % cin_g
+        counts[:] = 0
+        for co in range(g * cout_g, (g + 1) * cout_g):
+            for e in range(b_ptr[ia], b_ptr[ia + 1]):
+                base = ((n * out_channels + co) * lead_y + b_out[e]) * plane + margin
+                kernel = w[co, c, b_tap[e]]
+                for rb in range(stride_b):
+                    for jb in range(ptr_b[rb], ptr_b[rb + 1]):
+                        lo, hi = row_clip(start, stop, width, -offset_b[jb], y_rows - offset_b[jb])
+                        for rc in range(stride_c):
+                            p = rb * stride_c + rc
+                            for jc in range(ptr_c[rc], ptr_c[rc + 1]):
+                                m = counts[p]
+                                shifts[p, m] = base + offset_b[jb] * width + offset_c[jc]
+                                scales[p, m] = kernel[tap_b[jb], tap_c[jc]]
+                                starts[p, m], stops[p, m] = lo, hi
+                                counts[p] = m + 1
+        acc[:] = 0
+        for p in range(phase_count):
+            add_terms(acc, p * tile - start, source, shifts[p], scales[p], starts[p], stops[p],
+                      counts[p])
+        store_plane(phases, 0, start, stop - start, width, split_c, out[n, ci, ia])  # literal 0: folded
 
 
 def conv_transpose_gather(y: np.ndarray, weight: np.ndarray, geometry) -> np.ndarray:
@@ -176,10 +178,10 @@ def conv_transpose_gather(y: np.ndarray, weight: np.ndarray, geometry) -> np.nda
     tile, chunks = tiling(math.prod(out.shape[:3]), rows.split, plan.pad_width)
     most_terms = geometry.out_channels_per_group * plan.most_lead_entries * rows.most_phase_taps \
         * cols.most_phase_taps
-    _gather(pad_planes(plane_view(y, plan.out_spatial), plan), plane_weight(weight, plan),
-            geometry.groups, lead.back_ptr, lead.back_out, lead.back_tap, rows.phase_ptr,
-            rows.phase_tap, rows.phase_shift, cols.phase_ptr, cols.phase_tap, cols.phase_shift,
-            plan.pad_margin, most_terms, tile, chunks, out)
+    run_chunks(_gather, chunks, pad_planes(plane_view(y, plan.out_spatial), plan), plane_weight(weight, plan),
+               geometry.groups, lead.back_ptr, lead.back_out, lead.back_tap, rows.phase_ptr,
+               rows.phase_tap, rows.phase_shift, cols.phase_ptr, cols.phase_tap, cols.phase_shift,
+               plan.pad_margin, most_terms, tile, out)
     return fold_planes(out, geometry, plan)
 
 
@@ -196,15 +198,16 @@ def _scatter_value(value, w, co, c, ci, n, oa, ob, a_ptr, a_col, a_tap_ptr, a_ta
                     out[n, ci, ia, ib] += value * w[co, c, a_tap[ja], b_tap[jb]]
 
 
-@jit_parallel
+@jit
 def _scatter_by_channel(y, w, groups, a_ptr, a_col, a_tap_ptr, a_tap, b_ptr, b_col, b_tap_ptr,
-                        b_tap, out):
+                        b_tap, out, chunk, chunks):
     """Each task owns one (sample, output channel): writes are disjoint."""
     batch, in_channels = out.shape[0], out.shape[1]
     _, out_channels, rows_a, rows_b = y.shape
     cin_g = w.shape[1]
     cout_g = out_channels // groups
-    for task in prange(batch * in_channels):
+    first, last = task_range(chunk, chunks, batch * in_channels)
+    for task in range(first, last):
         n = task // in_channels
         ci = task % in_channels
         g = ci // cin_g
@@ -216,18 +219,19 @@ def _scatter_by_channel(y, w, groups, a_ptr, a_col, a_tap_ptr, a_tap, b_ptr, b_c
                                    a_tap_ptr, a_tap, b_ptr, b_col, b_tap_ptr, b_tap, out)
 
 
-@jit_parallel
+@jit
 def _scatter_private(y, w, groups, a_ptr, a_col, a_tap_ptr, a_tap, b_ptr, b_col, b_tap_ptr,
-                     b_tap, buffers):
-    """Each task scatters a slice of the input rows into its own buffer."""
-    tasks = buffers.shape[0]
+                     b_tap, buffers, chunk, chunks):
+    """Each buffer gets a slice of the input rows scattered into it."""
     batch, out_channels, rows_a, rows_b = y.shape
     cin_g = w.shape[1]
     cout_g = out_channels // groups
     total = batch * out_channels * rows_a
-    for task in prange(tasks):
-        out = buffers[task]
-        for row in range(task * total // tasks, (task + 1) * total // tasks):
+    parts = buffers.shape[0]
+    first_part, last_part = task_range(chunk, chunks, parts)
+    for part in range(first_part, last_part):
+        out = buffers[part]
+        for row in range(part * total // parts, (part + 1) * total // parts):
             n = row // (out_channels * rows_a)
             co = (row // rows_a) % out_channels
             oa = row % rows_a
@@ -240,18 +244,26 @@ def _scatter_private(y, w, groups, a_ptr, a_col, a_tap_ptr, a_tap, b_ptr, b_col,
 
 
 def conv_transpose_scatter(y: np.ndarray, weight: np.ndarray, geometry) -> np.ndarray:
-    """Scatter transpose: each input element times the kernel, added into the output."""
+    """Scatter transpose: each input element times the kernel, added into the output.
+
+    With at least :data:`SCATTER_PARTS` (sample, channel) output planes, each
+    task owns whole planes; with fewer, the input rows are split into
+    :data:`SCATTER_PARTS` slices, each scattered into its own buffer, and the
+    buffers are summed. Neither depends on the thread count, so neither does
+    the result (bit for bit).
+    """
     shape = (y.shape[0], geometry.in_channels, *geometry.input_shape)
     canonical_y = _canonical(y, geometry.output_shape)
     w = canonical_weight(weight, geometry)
-    threads = num_threads()
-    if shape[0] * shape[1] >= threads or threads == 1:
+    planes = shape[0] * shape[1]
+    if planes >= SCATTER_PARTS:
         out = np.zeros(shape, dtype=y.dtype)
-        _scatter_by_channel(canonical_y, w, geometry.groups, *_forward_tables(geometry),
-                            _canonical(out, geometry.input_shape))
+        run_chunks(_scatter_by_channel, chunk_count(planes), canonical_y, w, geometry.groups,
+                   *_forward_tables(geometry), _canonical(out, geometry.input_shape))
         return out
-    buffers = np.zeros((threads, *shape), dtype=y.dtype)
-    canonical_buffers = buffers.reshape(threads, shape[0], shape[1],
+    buffers = np.zeros((SCATTER_PARTS, *shape), dtype=y.dtype)
+    canonical_buffers = buffers.reshape(SCATTER_PARTS, shape[0], shape[1],
                                         math.prod(geometry.input_shape[:-1]), geometry.input_shape[-1])
-    _scatter_private(canonical_y, w, geometry.groups, *_forward_tables(geometry), canonical_buffers)
+    run_chunks(_scatter_private, SCATTER_PARTS, canonical_y, w, geometry.groups, *_forward_tables(geometry),
+               canonical_buffers)
     return buffers.sum(axis=0)

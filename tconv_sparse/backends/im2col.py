@@ -18,13 +18,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import prange
 
-from tconv_sparse.core.config import WORK_CHUNK_BYTES, jit_parallel, numba_threads
+from tconv_sparse.core.config import WORK_CHUNK_BYTES, chunk_count, jit, numba_threads, run_chunks, task_range
 from tconv_sparse.backends._numpy_ops import chunk_budget as _numpy_chunk_budget, pad
 from tconv_sparse.backends._polyphase import (
     add_terms, compact_columns, copy_shifted, fold_planes, pad_planes, phase_scratch, plane_plan,
-    plane_view, row_clip, split_planes, store_plane, task_range, tiling,
+    plane_view, row_clip, split_planes, store_plane, tiling,
 )
 
 __all__ = ["conv", "conv_transpose", "chunk_budget", "forward_chunk_sizes", "forward_row_bytes",
@@ -72,12 +71,14 @@ def transpose_chunk_sizes(batch: int, in_channels: int, cin_g: int, padded_bytes
     return 1, max(1, min(cin_g, (budget - padded_bytes) // max(channel_bytes, 1)))
 
 
-@jit_parallel
-def _im2col(xs, a_ptr, a_col, a_tap_ptr, a_tap, shift_b, phase_b, shift_c, phase_c, margin, cols):
+@jit
+def _im2col(xs, a_ptr, a_col, a_tap_ptr, a_tap, shift_b, phase_b, shift_c, phase_c, margin, cols,
+            chunk, chunks):
     """``cols[c, t_lead, t_b, t_c, n, o_lead]``: the padded output plane's inputs through each tap."""
     channels, k_lead, k_rows, k_cols, batch, lead, size = cols.shape
     split_rows, width = xs.shape[5], xs.shape[6]
-    for task in prange(channels * k_lead * batch * lead):
+    first, last = task_range(chunk, chunks, channels * k_lead * batch * lead)
+    for task in range(first, last):
         c, ta = task // (k_lead * batch * lead), (task // (batch * lead)) % k_lead
         n, oa = (task // lead) % batch, task % lead
         ia = -1
@@ -86,7 +87,7 @@ def _im2col(xs, a_ptr, a_col, a_tap_ptr, a_tap, shift_b, phase_b, shift_c, phase
                 if a_tap[ja] == ta:
                     ia = a_col[ua]
         for tb in range(k_rows):
-            lo, hi = row_clip(0, size, width, -shift_b[tb], split_rows - shift_b[tb])
+            lo, hi = row_clip(np.int64(0), size, width, -shift_b[tb], split_rows - shift_b[tb])
             for tc in range(k_cols):
                 target = cols[c, ta, tb, tc, n, oa]
                 if ia < 0:
@@ -135,9 +136,10 @@ def _conv(x, weight, geometry):
         n, leads, plane_rows = stop - start, end_lead - first_lead, end_row - first_row
         unfolded = np.empty((geometry.in_channels, *kernel, n, leads, plane_rows * plan.split_width),
                             dtype=x.dtype)
-        _im2col(xs[start:stop], lead.row_ptr[first_lead:end_lead + 1], lead.col, lead.tap_ptr, lead.tap,
-                rows.tap_shift + first_row, rows.tap_phase, cols.tap_shift, cols.tap_phase,
-                plan.split_margin, unfolded)
+        run_chunks(_im2col, chunk_count(math.prod(unfolded.shape[:2]) * n * leads), xs[start:stop],
+                   lead.row_ptr[first_lead:end_lead + 1], lead.col, lead.tap_ptr, lead.tap,
+                   rows.tap_shift + first_row, rows.tap_phase, cols.tap_shift, cols.tap_phase,
+                   plan.split_margin, unfolded)
         product = np.matmul(w, unfolded.reshape(groups, depth, -1))
         del unfolded
         compact_columns(product.reshape(out_channels, n, leads, plane_rows, plan.split_width
@@ -147,9 +149,9 @@ def _conv(x, weight, geometry):
     return out.reshape(batch, out_channels, *geometry.output_shape)
 
 
-@jit_parallel
+@jit
 def _col2im(cols, b_ptr, b_out, b_tap, ptr_b, tap_b, offset_b, ptr_c, tap_c, offset_c, margin, top,
-            most_terms, tile, chunks, out):
+            most_terms, tile, out, chunk, chunks):
     """Each task sums, for every phase of one flat tile of the output planes of one channel
     and leading row (the samples side by side), the shifted column planes
     ``cols[c, t_lead, t_b, t_c, o_lead, n]`` of the taps of that phase (four per pass),
@@ -164,37 +166,36 @@ def _col2im(cols, b_ptr, b_out, b_tap, ptr_b, tap_b, offset_b, ptr_c, tap_c, off
     split_c = (length_c + stride_c - 1) // stride_c
     tiles = (total + tile - 1) // tile
     tasks = channels * lead * tiles
-    for chunk in prange(chunks):
-        phases, shifts, starts, stops, counts = phase_scratch(out, stride_b, stride_c, tile, most_terms)
-        acc = phases.reshape(phases.size)
-        ones = np.ones(most_terms, dtype=out.dtype)
-        first_task, end_task = task_range(chunk, chunks, tasks)
-        for task in range(first_task, end_task):
-            start = (task % tiles) * tile
-            stop = min(start + tile, total)
-            ia = (task // tiles) % lead
-            c = task // (tiles * lead)
-            counts[:] = 0
-            for e in range(b_ptr[ia], b_ptr[ia + 1]):
-                tap_plane = c * k_lead + b_tap[e]
-                for rb in range(stride_b):
-                    for jb in range(ptr_b[rb], ptr_b[rb + 1]):
-                        for rc in range(stride_c):
-                            p = rb * stride_c + rc
-                            for jc in range(ptr_c[rc], ptr_c[rc + 1]):
-                                index = ((tap_plane * k_rows + tap_b[jb]) * k_cols + tap_c[jc]) * lead_y
-                                m = counts[p]
-                                shifts[p, m] = ((index + b_out[e]) * total + (top + offset_b[jb]) * width
-                                                + margin + offset_c[jc])
-                                starts[p, m], stops[p, m] = start, stop
-                                counts[p] = m + 1
-            acc[:] = 0
-            for p in range(phase_count):
-                add_terms(acc, p * tile - start, source, shifts[p], ones, starts[p], stops[p], counts[p])
-            for n in range(start // plane, (stop - 1) // plane + 1):
-                first, last = max(start - n * plane, 0), min(stop - n * plane, plane)
-                store_plane(phases, n * plane + first - start, first, last - first, width, split_c,
-                            out[n, c, ia])
+    phases, shifts, starts, stops, counts = phase_scratch(out, stride_b, stride_c, tile, most_terms)
+    acc = phases.reshape(phases.size)
+    ones = np.ones(most_terms, dtype=out.dtype)
+    first_task, end_task = task_range(chunk, chunks, tasks)
+    for task in range(first_task, end_task):
+        start = (task % tiles) * tile
+        stop = min(start + tile, total)
+        ia = (task // tiles) % lead
+        c = task // (tiles * lead)
+        counts[:] = 0
+        for e in range(b_ptr[ia], b_ptr[ia + 1]):
+            tap_plane = c * k_lead + b_tap[e]
+            for rb in range(stride_b):
+                for jb in range(ptr_b[rb], ptr_b[rb + 1]):
+                    for rc in range(stride_c):
+                        p = rb * stride_c + rc
+                        for jc in range(ptr_c[rc], ptr_c[rc + 1]):
+                            index = ((tap_plane * k_rows + tap_b[jb]) * k_cols + tap_c[jc]) * lead_y
+                            m = counts[p]
+                            shifts[p, m] = ((index + b_out[e]) * total + (top + offset_b[jb]) * width
+                                            + margin + offset_c[jc])
+                            starts[p, m], stops[p, m] = start, stop
+                            counts[p] = m + 1
+        acc[:] = 0
+        for p in range(phase_count):
+            add_terms(acc, p * tile - start, source, shifts[p], ones, starts[p], stops[p], counts[p])
+        for n in range(start // plane, (stop - 1) // plane + 1):
+            first, last = max(start - n * plane, 0), min(stop - n * plane, plane)
+            store_plane(phases, n * plane + first - start, first, last - first, width, split_c,
+                        out[n, c, ia])
 
 
 def conv_transpose(y: np.ndarray, weight: np.ndarray, geometry) -> np.ndarray:
@@ -252,10 +253,11 @@ def _conv_transpose(y, weight, geometry):
         for first, count, matrix, columns in _transpose_parts(wt, padded, cin_g, taps, channels):
             unfolded = np.matmul(matrix, columns)
             tile, chunks = tiling(count * lead.input_size, 1, n * plane)
-            _col2im(unfolded.reshape(count, *kernel, lead.output_size, n, plan.pad_rows, plan.pad_width),
-                    lead.back_ptr, lead.back_out, lead.back_tap, rows.phase_ptr, rows.phase_tap,
-                    rows.phase_shift, cols.phase_ptr, cols.phase_tap, cols.phase_shift, plan.pad_margin,
-                    plan.pad_top, most_terms, tile, chunks, out[start:stop, first:first + count])
+            run_chunks(_col2im, chunks,
+                       unfolded.reshape(count, *kernel, lead.output_size, n, plan.pad_rows, plan.pad_width),
+                       lead.back_ptr, lead.back_out, lead.back_tap, rows.phase_ptr, rows.phase_tap,
+                       rows.phase_shift, cols.phase_ptr, cols.phase_tap, cols.phase_shift, plan.pad_margin,
+                       plan.pad_top, most_terms, tile, out[start:stop, first:first + count])
             del unfolded
         del padded
     return fold_planes(out, geometry, plan)

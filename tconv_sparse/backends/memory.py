@@ -14,9 +14,8 @@ import math
 
 import numpy as np
 
-from tconv_sparse.core.config import num_threads
 from tconv_sparse.core.matrix import build_bytes, matrix_bytes
-from tconv_sparse.backends import im2col, zero_insert
+from tconv_sparse.backends import direct, im2col, zero_insert
 from tconv_sparse.backends._numpy_ops import pad_bytes
 from tconv_sparse.backends._polyphase import plane_plan, tiling
 
@@ -135,10 +134,9 @@ def _sparse(geometry, batch, dtype, transposed) -> int:
 
 def _scatter(geometry, batch, dtype) -> int:
     output = output_bytes(geometry, batch, dtype, True)
-    threads = num_threads()
     private = 0
-    if not (batch * geometry.in_channels >= threads or threads == 1):
-        private = threads * output + output  # a buffer per thread, and their sum
+    if batch * geometry.in_channels < direct.SCATTER_PARTS:
+        private = direct.SCATTER_PARTS * output + output  # a buffer per slice, and their sum
     return geometry.index_map_bytes + private
 
 

@@ -173,7 +173,7 @@ def format_table(results) -> str:
     lines.append(
         "Median time per call; (Nx) = time / PyTorch time, below 1 is faster than PyTorch; bold = "
         "fastest tconv_sparse method of the row. Every result was checked before timing against "
-        f"the sparse matrix (C @ x, C.T @ y in float64) unless noted; max relative error allowed: "
+        "the sparse matrix (C @ x, C.T @ y in float64) unless noted; max relative error allowed: "
         + ", ".join(f"{dtype} {tolerance:.0e}" for dtype, tolerance in TOLERANCE.items()) + ". "
         "spread = the row's largest interquartile range of the timed calls / median; "
         f"noisy above {100 * NOISY_SPREAD:.0f}% (rerun it on an idle machine)."

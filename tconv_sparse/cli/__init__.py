@@ -1,4 +1,4 @@
-"""The ``tconv-sparse`` command: ``explain``, ``bench`` and ``demo`` sub-commands.
+"""The ``tconv-sparse`` command: ``explain``, ``bench``, ``warmup`` and ``demo`` sub-commands.
 
 Each sub-command lives in its own module exposing ``add_arguments(parser)`` and
 ``run(args) -> int``; those modules import their heavy dependencies (matplotlib,
@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "symbolic output, overlap map"),
     "bench": ("tconv_sparse.cli.bench",
               "time every conv / conv_transpose method against PyTorch on the benchmark grid"),
+    "warmup": ("tconv_sparse.cli.warmup",
+               "compile the Numba kernels ahead of time (all, or --method / --dtype), in parallel processes"),
     "demo": ("tconv_sparse.cli.demo",
              "a guided tour with real numbers: shapes, C and C.T, every method agreeing, speed, "
              "transposed convolution vs deconvolution; figures to --out"),

@@ -13,11 +13,13 @@ from __future__ import annotations
 import shlex
 import sys
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
 from tconv_sparse.bench import cases, runners
 from tconv_sparse.cli.outputs import OptionError, check_folder
+from tconv_sparse.core.config import CompileNotice
 
 __all__ = ["add_arguments", "run"]
 
@@ -40,6 +42,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dtype", action="append", choices=cases.DTYPES,
                         help="only this dtype (repeatable; default float32, both with --full)")
     parser.add_argument("--no-torch", action="store_true", help="do not run the PyTorch peer")
+    parser.add_argument("--cold", action="store_true",
+                        help="start-up instead of speed: each (direction, method, dtype) in fresh processes "
+                             "with a fresh empty Numba cache, printing compile time and first-call time, "
+                             "PyTorch's import and first call as the peer")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="threads of the Numba kernels, BLAS and PyTorch (default: Numba's, "
                              "NUMBA_NUM_THREADS)")
@@ -66,7 +72,7 @@ def _plan(args) -> tuple[list, dict]:
 
 def _command(args) -> str:
     """The command line that reproduces this run."""
-    words = ["tconv-sparse", "bench", *(["--full"] if args.full else [])]
+    words = ["tconv-sparse", "bench", *(["--full"] if args.full else []), *(["--cold"] if args.cold else [])]
     for option in ("method", "case", "direction", "dtype"):
         for value in getattr(args, option) or []:
             words += [f"--{option}", value]
@@ -133,6 +139,10 @@ def run(args) -> int:
         return _error(str(error))
     except ValueError as error:
         return _error(f"--threads: {error}")
+    if args.cold:
+        from tconv_sparse.cli.bench_cold import run_cold
+
+        return run_cold(args, _command(args))
     plan, factories = _plan(args)
     if not plan:
         return _error("nothing to run: no case or no method matches the selection")
@@ -150,7 +160,9 @@ def run(args) -> int:
         _note(f"warning: {monitor.warning()}")
 
     start = time.perf_counter()
-    results, interrupted = _run_plan(plan, factories, timing, monitor)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CompileNotice)  # the warm-up calls compile, untimed
+        results, interrupted = _run_plan(plan, factories, timing, monitor)
     elapsed = time.perf_counter() - start
     monitor.sample()
     steps = len({(m.direction, m.case.name, m.dtype) for m in results})

@@ -27,7 +27,7 @@ import multiprocessing
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -289,6 +289,11 @@ def _warm_up(jobs) -> None:
     """Make the demo's calls of each ``(function, method)`` job on small data (for
     ``("deconvolve", ...)`` those of part 5), so that Numba compiles and caches every kernel that
     the demo's own process will then load."""
+    import warnings
+
+    from tconv_sparse.core.config import CompileNotice
+
+    warnings.simplefilter("ignore", CompileNotice)  # this worker exists to compile
     rng = np.random.default_rng(0)
     for function, method in jobs:
         if function == "deconvolve":
@@ -322,24 +327,38 @@ def _start_compiling():
 
     Numba compiles one kernel at a time per process; its on-disk cache lets the
     demo's own process load what the workers compiled. On a warm cache the
-    workers only load it. Returns the pool and its futures.
+    workers only load it. Returns the pool, its futures and the start time.
     """
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if cpus < 2:
         return None
     groups = _warm_up_groups()
     pool = ProcessPoolExecutor(min(cpus, len(groups)), mp_context=multiprocessing.get_context("spawn"))
-    return pool, [pool.submit(_warm_up, group) for group in groups]
+    return pool, [pool.submit(_warm_up, group) for group in groups], time.perf_counter()
 
 
-def _finish_compiling(compiling) -> None:
-    """Wait for the workers of :func:`_start_compiling`; a failed warm-up shows up in part 3 instead."""
+def _finish_compiling(compiling, say, live=None) -> None:
+    """Wait for the workers of :func:`_start_compiling`, with a live line on ``live`` (stderr) while
+    waiting, then report the compile time apart from the sections' times. A failed warm-up shows
+    up in part 3 instead."""
     if compiling is None:
         return
-    pool, futures = compiling
-    for future in futures:
-        future.exception()
+    pool, futures, started = compiling
+    live = sys.stderr if live is None else live
+    waiting = time.perf_counter()
+    interactive = getattr(live, "isatty", lambda: False)()
+    pending = wait(futures, timeout=0).not_done
+    while pending:
+        line = (f"   compiling the Numba kernels of parts 3-5 (first run only): {len(futures) - len(pending)}"
+                f"/{len(futures)} groups, {time.perf_counter() - started:.0f} s")
+        print(f"\r{line}" if interactive else line, end="" if interactive else "\n", file=live, flush=True)
+        pending = wait(pending, timeout=0.5 if interactive else 10.0).not_done
+    if interactive:
+        print("\r\033[K", end="", file=live, flush=True)
     pool.shutdown()
+    total, waited = time.perf_counter() - started, time.perf_counter() - waiting
+    say(f"\n   [Numba kernels of parts 3-5 compiled (or loaded from the cache) in {total:.1f} s, by "
+        f"worker processes while parts 1-2 ran; {waited:.1f} s of it waited for here]")
 
 
 # ------------------------------------------------------------------ 6. figures and the whole run
@@ -379,7 +398,7 @@ def run_demo(out=DEFAULT_OUT, *, stream=None, seed: int = 0) -> list[Path]:
             "(pip install matplotlib, or tconv-sparse[plot]).")
     _shapes(say, figures)
     _matrix_example(say, figures)
-    _finish_compiling(compiling)
+    _finish_compiling(compiling, say)
     _methods_agree(say, figures, rng)
     _speed(say, figures)
     _deconvolution(say, figures, rng)

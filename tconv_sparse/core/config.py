@@ -1,9 +1,11 @@
 """Library-wide settings: the one place for Numba JIT flags and memory limits.
 
-Every Numba kernel in the package is decorated with :func:`jit` or
-:func:`jit_parallel`, so compile flags (``cache=True`` so users pay compile time
-once, ``fastmath`` off so results are reproducible, ``nogil`` so threads can
-overlap) live here and nowhere else.
+Every Numba kernel in the package is a serial function decorated with
+:func:`jit`, so compile flags (``cache=True`` so users pay compile time once,
+``fastmath`` off so results are reproducible, ``nogil`` so threads can
+overlap) live here and nowhere else. Nothing is compiled at import: each kernel
+compiles for the types of its first call, and only the kernels a call needs;
+Numba itself is imported by the first call that needs it.
 
 The memory limit caps every allocation whose size the library can predict
 (sparse matrices, dense outputs, index maps, and every method's work buffers:
@@ -13,110 +15,167 @@ of the physical memory and can be changed with the environment variable
 makes the import fail with a ``ValueError``) or :func:`set_max_bytes`, or per
 call with the ``max_bytes=`` keyword of :func:`tconv_sparse.conv_matrix`.
 
-Threads. Numba's ``tbb`` and ``omp`` threading layers (Numba picks the first
-installed, in that order) let several Python threads launch parallel kernels at
-once. The ``workqueue`` layer, Numba's fallback when neither is installed (or
-chosen with ``NUMBA_THREADING_LAYER=workqueue``), aborts the process when two
-threads do; with it, the package's parallel kernels run one at a time behind a
-lock (a ``RuntimeWarning`` says so once). ``pip install tbb`` (the ``threads``
-extra) makes them concurrent again.
+Threads. No kernel is compiled with ``parallel=True``: :func:`run_chunks`
+runs the chunks of one call on up to :func:`num_threads` Python threads (the
+kernels release the GIL), so no Numba threading layer is involved and calls
+from several Python threads are safe whatever ``NUMBA_THREADING_LAYER`` says.
+The work is split into tiles that do not depend on the thread count, so every
+fixed method gives bit-for-bit the same result on any number of threads.
+``numba.set_num_threads`` (or ``NUMBA_NUM_THREADS``) sets the thread count.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import math
 import os
 import threading
-import types
-import warnings
-
-import numba
-from numba.np.ufunc import parallel as _parallel
+from concurrent.futures import ThreadPoolExecutor
 
 from tconv_sparse.core.validation import BYTES_RULE, parse_max_bytes
 
-__all__ = ["WORK_CHUNK_BYTES", "get_max_bytes", "jit", "jit_parallel", "serial_twin", "num_threads", "numba_threads",
-           "set_max_bytes", "serialised_kernels"]
+__all__ = ["WORK_CHUNK_BYTES", "CHUNKS_PER_THREAD", "CompileNotice", "get_max_bytes", "jit", "num_threads",
+           "numba_threads", "run_chunks", "chunk_count", "task_range", "set_max_bytes"]
+
+
+class CompileNotice(UserWarning):
+    """Warned once per process, method, direction and dtype when a call is about to compile Numba
+    kernels (their first use; cached on disk afterwards). Silence it with
+    ``warnings.filterwarnings("ignore", category=CompileNotice)``."""
+
 
 _JIT_FLAGS = {"nopython": True, "cache": True, "nogil": True, "fastmath": False}
 
 
-def jit(function):
-    """Compile ``function`` with the package's serial Numba flags."""
-    return numba.jit(**_JIT_FLAGS)(function)
+class _Kernel:
+    """A function compiled by Numba on its first call, with the package's flags.
 
+    Numba itself is imported then, not when the package is: ``import
+    tconv_sparse`` stays cheap, and a process that never runs a kernel never
+    pays for Numba. Kernels call each other as usual (Numba types a kernel
+    through its dispatcher, :attr:`dispatcher`); every other attribute
+    (``signatures``, ``overloads``, ...) is the dispatcher's.
+    """
 
-#: held around every parallel kernel launch while the threading layer may be ``workqueue``
-_LAUNCH_LOCK = threading.Lock()
-#: ``None`` until the first parallel kernel has run, then whether launches are serialised
-_serialise = None
+    def __init__(self, function):
+        self.py_func = function
+        self._dispatcher = None
+        functools.update_wrapper(self, function)
 
-
-def serialised_kernels() -> bool | None:
-    """Whether parallel kernels run one at a time (Numba's ``workqueue`` layer), ``None``
-    before the first parallel kernel has chosen the threading layer."""
-    return _serialise
-
-
-def _after_first_launch() -> None:
-    global _serialise
-    _serialise = numba.threading_layer() == "workqueue"
-    if _serialise:
-        warnings.warn(
-            "Numba's threading layer is 'workqueue', which aborts the process when two threads "
-            "launch parallel kernels at once; tconv_sparse serialises its parallel kernels, so "
-            "calls from several threads run one at a time. Install tbb (pip install tbb) or use "
-            "an OpenMP build of Numba (NUMBA_THREADING_LAYER=omp) to run them concurrently.",
-            RuntimeWarning, stacklevel=3,
-        )
-
-
-class _ParallelKernel:
-    """A ``parallel=True`` dispatcher, launched under :data:`_LAUNCH_LOCK` while the
-    threading layer is (or may be) ``workqueue``; attributes are the dispatcher's."""
-
-    def __init__(self, dispatcher):
-        self.dispatcher = dispatcher
-        functools.update_wrapper(self, dispatcher.py_func)
+    @property
+    def dispatcher(self):
+        """The Numba dispatcher (created, and Numba imported, on first use)."""
+        if self._dispatcher is None:
+            with _KERNEL_LOCK:
+                if self._dispatcher is None:
+                    self._dispatcher = _numba().jit(**_JIT_FLAGS)(self.py_func)
+        return self._dispatcher
 
     def __call__(self, *args):
-        if _serialise is False:
-            return self.dispatcher(*args)
-        with _LAUNCH_LOCK:
-            result = self.dispatcher(*args)
-            if _serialise is None:
-                _after_first_launch()
-        return result
+        return self.dispatcher(*args)
 
     def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
         return getattr(self.dispatcher, name)
 
 
-def jit_parallel(function):
-    """Compile ``function`` with the package's flags and ``parallel=True``.
+_KERNEL_LOCK = threading.RLock()
 
-    The result is called from Python (a parallel kernel is an entry point, never
-    called from another kernel); launches are serialised on the ``workqueue``
-    threading layer (see the module notes).
+
+@functools.cache
+def _numba():
+    """Import Numba, and teach it that a :class:`_Kernel` is typed as its dispatcher."""
+    import numba
+    from numba.core import types
+    from numba.extending import typeof_impl
+
+    typeof_impl.register(_Kernel)(lambda kernel, context: types.Dispatcher(kernel.dispatcher))
+    return numba
+
+
+def jit(function):
+    """Compile ``function`` with the package's serial Numba flags, on its first call."""
+    return _Kernel(function)
+
+
+#: the worker threads of :func:`run_chunks`, created on first use
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool():
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=_numba().config.NUMBA_NUM_THREADS,
+                                       thread_name_prefix="tconv_sparse")
+        return _POOL
+
+
+def run_chunks(kernel, chunks: int, *args) -> None:
+    """Call ``kernel(*args, chunk, chunks)`` for every ``chunk`` in ``range(chunks)``, on up to
+    :func:`num_threads` threads (the calling thread and workers of a shared pool).
+
+    The kernels are serial :func:`jit` functions (``nogil``), so the chunks of
+    one call run side by side in Python threads: no ``parallel=True`` kernel is
+    compiled (its parfor passes and the re-optimisation of everything they
+    inline cost most of the compile time) and no Numba threading layer is
+    involved, so calls from several threads are safe on any layer. Threads
+    claim chunks in turn; each chunk writes its own part of the output, so the
+    result does not depend on the number of threads. The kernel must split
+    its work by :func:`task_range` (as every kernel of the package does): on
+    one thread it is called once, as chunk 0 of 1, which skips the Python
+    overhead of one call per chunk.
+
+    Examples
+    --------
+    Any callable works; the package passes :func:`jit` kernels.
+
+    >>> import numpy as np
+    >>> from tconv_sparse.core.config import run_chunks
+    >>> def double(x, out, chunk, chunks):
+    ...     first, last = chunk * len(x) // chunks, (chunk + 1) * len(x) // chunks
+    ...     out[first:last] = 2 * x[first:last]
+    >>> out = np.empty(5)
+    >>> run_chunks(double, 3, np.arange(5.0), out)
+    >>> out.tolist()
+    [0.0, 2.0, 4.0, 6.0, 8.0]
     """
-    return _ParallelKernel(numba.jit(parallel=True, **_JIT_FLAGS)(function))
+    threads = min(num_threads(), chunks)
+    if threads <= 1:  # one call does every chunk's tasks (the tasks, not the chunks, fix the result)
+        kernel(*args, 0, 1)
+        return
+    claim = itertools.count()
+
+    def work():
+        chunk = next(claim)
+        while chunk < chunks:
+            kernel(*args, chunk, chunks)
+            chunk = next(claim)
+
+    helpers = [_pool().submit(work) for _ in range(threads - 1)]
+    work()
+    for helper in helpers:
+        helper.result()
 
 
-def serial_twin(kernel):
-    """The one-thread compilation of a :func:`jit_parallel` kernel's source.
+def chunk_count(tasks: int) -> int:
+    """Chunks for ``tasks`` independent tasks: a few per thread, at most one per task."""
+    return max(1, min(tasks, CHUNKS_PER_THREAD * num_threads()))
 
-    ``prange`` runs as ``range`` without ``parallel=True``; for tiny problems
-    this skips waking the thread pool. The twin has its own qualified name, so
-    its on-disk cache entry never mixes with the parallel one.
-    """
-    source = kernel.py_func
-    twin = types.FunctionType(source.__code__, source.__globals__, f"{source.__name__}_serial",
-                              source.__defaults__, source.__closure__)
-    twin.__qualname__ = f"{source.__qualname__}_serial"
-    twin.__doc__ = source.__doc__
-    return jit(twin)
+
+#: chunks per thread that :func:`chunk_count` asks for (load balance; each chunk is one kernel call
+#: from Python, about 10 µs)
+CHUNKS_PER_THREAD = 2
+
+
+@jit
+def task_range(chunk, chunks, tasks):
+    """Tasks ``[first, last)`` of chunk ``chunk`` of ``chunks`` (even split)."""
+    return chunk * tasks // chunks, (chunk + 1) * tasks // chunks
 
 
 def _physical_memory_bytes() -> int:
@@ -189,8 +248,11 @@ def num_threads() -> int:
     """
     global _num_threads
     if _num_threads is None:
+        numba = _numba()
+        from numba.np.ufunc import parallel
+
         count = numba.get_num_threads()  # launches the pool, which sets the getter
-        getter = getattr(_parallel, "_get_num_threads", None)
+        getter = getattr(parallel, "_get_num_threads", None)
         _num_threads = getter if callable(getter) else numba.get_num_threads
         return count
     return _num_threads()
@@ -207,6 +269,7 @@ def numba_threads(count: int):
     the Numba kernels both spin-wait between calls, and alternating between
     them on the same cores costs more than the Numba passes gain in parallel.
     """
+    numba = _numba()
     previous = numba.get_num_threads()
     numba.set_num_threads(min(count, previous))
     try:

@@ -19,10 +19,9 @@ import math
 
 import numpy as np
 import scipy.sparse as sp
-from numba import prange, uint64
 
 from tconv_sparse.core import validation as v
-from tconv_sparse.core.config import jit_parallel, num_threads
+from tconv_sparse.core.config import chunk_count, jit, run_chunks
 from tconv_sparse.core.geometry import Geometry
 from tconv_sparse.core.index_maps import product_map, transpose_map
 
@@ -56,9 +55,9 @@ def matrix_bytes(geometry: Geometry, dtype, transpose: bool = False) -> int:
     return geometry.nnz * (np.dtype(dtype).itemsize + index_size) + (rows + 1) * index_size
 
 
-@jit_parallel
+@jit
 def _fill_rows(w, groups, a_ptr, a_col, a_tap_ptr, a_tap, b_ptr, b_col, b_tap_ptr, b_tap,
-               b_inputs, channel_stride, most_pairs, most_taps, chunks, indptr, indices, data):
+               b_inputs, channel_stride, most_pairs, most_taps, indptr, indices, data, chunk, chunks):
     """Row ``(c_out, o_a, o_b)``: for each input channel of its group, the lead pairs of
     ``o_a`` times the last-axis pairs of ``o_b`` (sorted columns), each value the sum of
     the taps of its pair.
@@ -73,42 +72,41 @@ def _fill_rows(w, groups, a_ptr, a_col, a_tap_ptr, a_tap, b_ptr, b_col, b_tap_pt
     rows_a, rows_b = len(a_ptr) - 1, len(b_ptr) - 1
     rows = out_channels * rows_a * rows_b
     zero = w.dtype.type(0)
-    for chunk in prange(chunks):
-        columns = np.empty(most_pairs, dtype=np.int64)
-        tap_ptr = np.empty(most_pairs + 1, dtype=np.int64)
-        taps = np.empty(most_taps, dtype=np.int64)
-        for row in range(chunk * rows // chunks, (chunk + 1) * rows // chunks):
-            co = row // (rows_a * rows_b)
-            oa = (row // rows_b) % rows_a
-            ob = row % rows_b
-            count, tap_count = 0, 0
-            tap_ptr[0] = 0
-            for ua in range(a_ptr[oa], a_ptr[oa + 1]):
-                for ub in range(b_ptr[ob], b_ptr[ob + 1]):
-                    columns[count] = a_col[ua] * b_inputs + b_col[ub]
-                    for ja in range(a_tap_ptr[ua], a_tap_ptr[ua + 1]):
-                        for jb in range(b_tap_ptr[ub], b_tap_ptr[ub + 1]):
-                            taps[tap_count] = a_tap[ja] * k_last + b_tap[jb]
-                            tap_count += 1
-                    count += 1
-                    tap_ptr[count] = tap_count
-            pos = uint64(indptr[row])
-            first_channel = (co // cout_g) * cin_g
-            for c in range(cin_g):
-                kernel = kernels[co, c]
-                base = (first_channel + c) * channel_stride
-                if tap_count == count:
-                    for j in range(uint64(count)):
-                        indices[pos + j] = base + columns[j]
-                        data[pos + j] = kernel[taps[j]]
-                else:
-                    for j in range(uint64(count)):
-                        value = zero
-                        for m in range(tap_ptr[j], tap_ptr[j + 1]):
-                            value += kernel[taps[m]]
-                        indices[pos + j] = base + columns[j]
-                        data[pos + j] = value
-                pos += uint64(count)
+    columns = np.empty(most_pairs, dtype=np.int64)
+    tap_ptr = np.empty(most_pairs + 1, dtype=np.int64)
+    taps = np.empty(most_taps, dtype=np.int64)
+    for row in range(chunk * rows // chunks, (chunk + 1) * rows // chunks):
+        co = row // (rows_a * rows_b)
+        oa = (row // rows_b) % rows_a
+        ob = row % rows_b
+        count, tap_count = 0, 0
+        tap_ptr[0] = 0
+        for ua in range(a_ptr[oa], a_ptr[oa + 1]):
+            for ub in range(b_ptr[ob], b_ptr[ob + 1]):
+                columns[count] = a_col[ua] * b_inputs + b_col[ub]
+                for ja in range(a_tap_ptr[ua], a_tap_ptr[ua + 1]):
+                    for jb in range(b_tap_ptr[ub], b_tap_ptr[ub + 1]):
+                        taps[tap_count] = a_tap[ja] * k_last + b_tap[jb]
+                        tap_count += 1
+                count += 1
+                tap_ptr[count] = tap_count
+        pos = np.uint64(indptr[row])
+        first_channel = (co // cout_g) * cin_g
+        for c in range(cin_g):
+            kernel = kernels[co, c]
+            base = (first_channel + c) * channel_stride
+            if tap_count == count:
+                for j in range(np.uint64(count)):
+                    indices[pos + j] = base + columns[j]
+                    data[pos + j] = kernel[taps[j]]
+            else:
+                for j in range(np.uint64(count)):
+                    value = zero
+                    for m in range(tap_ptr[j], tap_ptr[j + 1]):
+                        value += kernel[taps[m]]
+                    indices[pos + j] = base + columns[j]
+                    data[pos + j] = value
+            pos += np.uint64(count)
 
 
 def _row_extent(m) -> tuple[int, int]:
@@ -152,10 +150,9 @@ def build_matrix(weight: np.ndarray, geometry: Geometry, dtype, max_bytes=None,
     np.cumsum(np.tile(row_counts, channels), out=indptr[1:])
     indices = np.empty(geometry.nnz, dtype=index_dtype)
     data = np.empty(geometry.nnz, dtype=dtype)
-    _fill_rows(w, geometry.groups, lead.row_ptr, lead.col, lead.tap_ptr, lead.tap,
-               last.row_ptr, last.col, last.tap_ptr, last.tap, last.input_size, math.prod(spatial),
-               *np.multiply(_row_extent(lead), _row_extent(last)).tolist(),
-               max(1, min(shape[0], 8 * num_threads())), indptr, indices, data)
+    run_chunks(_fill_rows, chunk_count(shape[0]), w, geometry.groups, lead.row_ptr, lead.col, lead.tap_ptr,
+               lead.tap, last.row_ptr, last.col, last.tap_ptr, last.tap, last.input_size, math.prod(spatial),
+               *np.multiply(_row_extent(lead), _row_extent(last)).tolist(), indptr, indices, data)
     matrix = sp.csr_array((data, indices, indptr), shape=shape, copy=False)
     matrix.has_sorted_indices = True
     matrix.has_canonical_format = True

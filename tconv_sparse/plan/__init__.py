@@ -13,11 +13,12 @@ else chooses a method, and only this package imports
 Methods are chosen by ``planning``:
 
 * ``"estimate"``: the cost model of :mod:`tconv_sparse.backends.chooser`
-  picks the method, nothing is timed. A plan that is used again (every
-  :class:`~tconv_sparse.ConvOperator`, and a cached plan of
-  :func:`~tconv_sparse.conv` / :func:`~tconv_sparse.conv_transpose` from its
-  second call on) multiplies tiny problems by its cached sparse matrix on one
-  thread, which costs less than the set-up of a kernel launch.
+  picks the method, nothing is timed. Tiny problems
+  (:func:`~tconv_sparse.backends.chooser.prefers_matrix`) are multiplied by
+  the plan's cached sparse matrix on one thread, from the first call on: it
+  builds in microseconds, costs less than the set-up of a kernel launch, and
+  its two small kernels compile in a fraction of the time of any other
+  method's.
 * ``"measure"``: the candidate methods are timed once for the geometry,
   dtype, batch and thread count (:mod:`tconv_sparse.plan.measure`), and the
   winner is remembered in the wisdom file (:mod:`tconv_sparse.plan.wisdom`).
@@ -28,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from tconv_sparse.backends import FORWARD, TRANSPOSE, chooser, csr
+from tconv_sparse.backends import FORWARD, TRANSPOSE, chooser, compiling, csr
 from tconv_sparse.core import validation as v
 from tconv_sparse.core.config import num_threads
 from tconv_sparse.core.matrix import build_matrix
@@ -75,10 +76,6 @@ class Plan:
     forward, transpose : str
         Method names of each direction (``"auto"`` lets the plan choose).
     planning : {"estimate", "measure"}
-    reused : bool
-        Whether the plan will be applied many times, so that building its
-        sparse matrix for a tiny problem pays off from the first call (a plan
-        of the function-level cache turns this on at its second call).
 
     Attributes
     ----------
@@ -92,13 +89,12 @@ class Plan:
     """
 
     def __init__(self, geometry, weight: np.ndarray, *, forward: str = "auto", transpose: str = "auto",
-                 planning: str = "estimate", reused: bool = True):
+                 planning: str = "estimate"):
         self.geometry = geometry
         self.dtype = v.result_dtype(weight)
         self.weight = np.array(weight, dtype=self.dtype, order="C", copy=True)
         self.requested = {False: forward, True: transpose}
         self.planning = planning
-        self.reused = reused
         self.timings: dict = {}
         g = geometry
         #: per direction: (channels, spatial shape, entries) of one result sample
@@ -167,12 +163,10 @@ class Plan:
                 from tconv_sparse.plan import measure
 
                 method = measure.choose(self, transposed, batch, dtype)
-            elif self.reused and chooser.prefers_matrix(self.geometry, batch):
+            elif chooser.prefers_matrix(self.geometry, batch):
                 method = "sparse"
             else:
                 method = chooser.choose(self.geometry, batch, dtype, transposed)
-                if not self.reused and chooser.prefers_matrix(self.geometry, batch):
-                    return method  # decided again once the plan is reused
         if len(self._choices) >= _MAX_CHOICES:
             self._choices.clear()
         self._choices[key] = method
@@ -182,6 +176,7 @@ class Plan:
     def run(self, method: str, data: np.ndarray, transposed: bool, conjugate: bool = False) -> np.ndarray:
         """Run one named method on contiguous batched ``data`` of the result dtype (no checks)."""
         channels, spatial = self.out_layout(transposed)
+        compiling.notice_first_use(method, transposed, data.dtype)
         if method == "sparse":
             columns = data.reshape(data.shape[0], -1)
             matrix = self.matrix(transposed, conjugate, data.dtype)

@@ -81,13 +81,11 @@ def function_plan(transposed: bool, weight, spatial: tuple, method: str, kwargs:
     geometry = _geometry(transposed, weight.shape, spatial, kwargs, key)
     forward, transpose = ("auto", method) if transposed else (method, "auto")
     if weight.nbytes > MAX_WEIGHT_BYTES:
-        return Plan(geometry, weight, forward=forward, transpose=transpose, reused=False)
+        return Plan(geometry, weight, forward=forward, transpose=transpose)
     plan_key = (key, method, weight.dtype.str, weight.tobytes())
     plan = _get(_plans, plan_key)
     if plan is None:
-        return _remember(_plans, plan_key, Plan(geometry, weight, forward=forward, transpose=transpose,
-                                                reused=False))
-    plan.reused = True
+        return _remember(_plans, plan_key, Plan(geometry, weight, forward=forward, transpose=transpose))
     return plan
 
 

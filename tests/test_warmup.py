@@ -1,0 +1,64 @@
+"""``tconv-sparse warmup`` and the first-use compile notice (issue 12, item 3).
+
+Each check runs in child processes on a fresh, empty ``NUMBA_CACHE_DIR``, so
+what is compiled, cached or announced is decided by this test alone.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tconv_sparse import cli
+from tconv_sparse.cli import warmup
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: calls scatter twice for float64 and prints the compile notices and whether it was compiled before
+_CHILD = """
+import json, warnings
+import numpy as np, tconv_sparse as ts
+from tconv_sparse.backends.compiling import compiled
+from tconv_sparse.core.config import CompileNotice
+before = compiled("scatter", True, np.float64)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    for _ in range(2):
+        ts.conv_transpose(np.ones((1, 2, 3, 3)), np.ones((2, 1, 3, 3)), stride=2, method="scatter")
+notices = [str(w.message) for w in caught if issubclass(w.category, CompileNotice)]
+print(json.dumps({"before": before, "after": compiled("scatter", True, np.float64), "notices": notices}))
+"""
+
+
+def _child(cache: Path) -> dict:
+    done = subprocess.run([sys.executable, "-c", _CHILD], capture_output=True, text=True, timeout=600,
+                          env={**__import__("os").environ, "NUMBA_CACHE_DIR": str(cache),
+                               "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_first_use_notice_once_then_cached(tmp_path):
+    first = _child(tmp_path / "cache")
+    assert first["before"] is False and first["after"] is True
+    assert first["notices"] == ["compiling the scatter kernels of conv_transpose for float64 (first use, "
+                                "cached afterwards; tconv-sparse warmup compiles everything ahead of time)"]
+    again = _child(tmp_path / "cache")  # a fresh process on the cache the first one filled
+    assert again == {"before": True, "after": True, "notices": []}
+
+
+def test_warmup_compiles_the_chosen_part(tmp_path, monkeypatch, capsys):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))  # the spawned workers inherit it
+    assert cli.main(["warmup", "--method", "scatter", "--dtype", "float64"]) == 0
+    err = capsys.readouterr().err
+    assert "[1/1] conv_transpose scatter float64" in err and "1 of 1 compiled" in err
+    assert _child(cache) == {"before": True, "after": True, "notices": []}
+
+
+def test_warmup_jobs_cover_every_method_and_dtype():
+    everything = warmup.jobs()
+    assert len(everything) == len(set(everything)) == 8 * len(warmup.DTYPES)
+    assert {job[1] for job in everything} == {"sparse", "direct", "im2col", "scatter", "gather", "zero_insert"}
