@@ -52,7 +52,7 @@ def _measure(plan, progress):
             row = (cold.torch_row(direction, dtype) if method == runners.PEER
                    else cold.cold_row(direction, method, dtype))
             rows.append(row)
-            progress.step(done + 1, len(plan))
+            progress.step(done + 1)
     except KeyboardInterrupt:
         return rows, True
     return rows, False
@@ -61,7 +61,7 @@ def _measure(plan, progress):
 def run_cold(args, command: str) -> int:
     """Run the cold rows (``command``: the command line, for the header); 0, 1 when a row failed,
     130 when interrupted (what finished is written)."""
-    from tconv_sparse.cli.progress import Progress
+    from tconv_sparse.core.progress import Progress
 
     if args.threads is not None:
         os.environ["NUMBA_NUM_THREADS"] = str(args.threads)

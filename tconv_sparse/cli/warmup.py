@@ -88,7 +88,7 @@ def _workers(count: int) -> int:
 
 def run(args) -> int:
     """Compile the selected jobs; 0 when every job compiled, 1 otherwise."""
-    from tconv_sparse.cli.progress import Progress
+    from tconv_sparse.core.progress import Progress
 
     todo = jobs(args.method, args.dtype)
     start, failed = time.perf_counter(), 0
@@ -104,7 +104,7 @@ def run(args) -> int:
             except Exception as error:  # noqa: BLE001 - report every job, then fail
                 failed += 1
                 progress.line(f"[{done}/{len(todo)}] {direction} {method} {dtype}: FAILED ({error})")
-            progress.step(done, len(todo))
+            progress.step(done)
     print(f"warmup: {len(todo) - failed} of {len(todo)} compiled in {time.perf_counter() - start:.0f} s",
           file=sys.stderr)
     return 1 if failed else 0
