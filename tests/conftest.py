@@ -37,3 +37,13 @@ def assert_close(actual, expected, dtype):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(autouse=True)
+def parallel_chunks_on_small_data(monkeypatch):
+    """Run the chunks of every kernel call on the thread pool, however small the test's data:
+    by default calls on fewer than ``PARALLEL_MIN_ELEMENTS`` elements stay on one thread, which
+    would leave the parallel path of the small test problems untested."""
+    from tconv_sparse.core import config
+
+    monkeypatch.setattr(config, "PARALLEL_MIN_ELEMENTS", 0)

@@ -16,6 +16,8 @@ independent.
 
 from __future__ import annotations
 
+import threading
+
 import numba
 import numpy as np
 import pytest
@@ -30,6 +32,8 @@ import json, threading, warnings
 import numpy as np
 import numba
 import tconv_sparse as ts
+from tconv_sparse.core import config
+config.PARALLEL_MIN_ELEMENTS = 0  # the pool runs the chunks even on this small data
 warnings.simplefilter("always")
 caught = []
 warnings.showwarning = lambda message, *args, **kwargs: caught.append(str(message))
@@ -121,3 +125,27 @@ def test_auto_is_the_fixed_method_it_chose_on_each_thread_count():
             expected = ts.conv_transpose(y, weight, stride=2, padding=1, output_size=(26, 22), method=chosen)
             assert operator.conv_transpose(y).tobytes() == expected.tobytes(), (count, chosen)
         _on_threads(count, check)
+
+
+def test_small_calls_stay_on_the_calling_thread(monkeypatch):
+    """With an output (the last argument) below ``PARALLEL_MIN_ELEMENTS`` elements a call is one
+    kernel call on the calling thread (the pool's hand-off costs more than a second core saves);
+    from it on, with two threads, the chunks are shared with the pool."""
+    from tconv_sparse.core import config
+
+    monkeypatch.setattr(config, "PARALLEL_MIN_ELEMENTS", 1 << 14)
+    calls = []
+
+    def kernel(data, out, chunk, chunks):
+        calls.append((threading.get_ident(), chunk, chunks))
+
+    def run(size):
+        calls.clear()
+        _on_threads(2, lambda: config.run_chunks(kernel, 4, np.zeros(1), np.zeros(size)))
+        return calls
+
+    assert run((1 << 14) - 1) == [(threading.get_ident(), 0, 1)]
+    if numba.config.NUMBA_NUM_THREADS >= 2:
+        large = run(1 << 14)
+        assert sorted(chunk for _, chunk, _ in large) == [0, 1, 2, 3]
+        assert {chunks for *_, chunks in large} == {4}

@@ -34,6 +34,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
 from tconv_sparse.core.validation import BYTES_RULE, parse_max_bytes
 
 __all__ = ["WORK_CHUNK_BYTES", "CHUNKS_PER_THREAD", "CompileNotice", "get_max_bytes", "jit", "num_threads",
@@ -115,6 +117,20 @@ def _pool():
         return _POOL
 
 
+#: :func:`run_chunks` runs on the calling thread alone when its output (the kernel's last argument)
+#: has fewer elements than this: handing chunks to the pool and waiting for them costs about
+#: 50-100 µs, more than a second core saves on such calls (a 64x64 image with a 7x7 kernel takes
+#: about 50 µs on one)
+PARALLEL_MIN_ELEMENTS = 1 << 14
+
+
+def _small(args) -> bool:
+    """Whether the output array, the last of ``args`` by the kernels' convention, is below
+    :data:`PARALLEL_MIN_ELEMENTS` elements (a cheap measure of a call's work)."""
+    out = args[-1] if args else None
+    return isinstance(out, np.ndarray) and out.size < PARALLEL_MIN_ELEMENTS
+
+
 def run_chunks(kernel, chunks: int, *args) -> None:
     """Call ``kernel(*args, chunk, chunks)`` for every ``chunk`` in ``range(chunks)``, on up to
     :func:`num_threads` threads (the calling thread and workers of a shared pool).
@@ -128,7 +144,8 @@ def run_chunks(kernel, chunks: int, *args) -> None:
     result does not depend on the number of threads. The kernel must split
     its work by :func:`task_range` (as every kernel of the package does): on
     one thread it is called once, as chunk 0 of 1, which skips the Python
-    overhead of one call per chunk.
+    overhead of one call per chunk, as are calls whose output (the last of
+    ``args``) has fewer than :data:`PARALLEL_MIN_ELEMENTS` elements.
 
     Examples
     --------
@@ -145,8 +162,8 @@ def run_chunks(kernel, chunks: int, *args) -> None:
     [0.0, 2.0, 4.0, 6.0, 8.0]
     """
     threads = min(num_threads(), chunks)
-    if threads <= 1:  # one call does every chunk's tasks (the tasks, not the chunks, fix the result)
-        kernel(*args, 0, 1)
+    if threads <= 1 or _small(args):
+        kernel(*args, 0, 1)  # one call does every chunk's tasks (the tasks, not the chunks, fix the result)
         return
     claim = itertools.count()
 
