@@ -36,12 +36,11 @@ from skimage.metrics import peak_signal_noise_ratio
 from skimage.transform import rescale
 
 import tconv_sparse as ts
+from tconv_sparse.cli.demo_images import gaussian_psf
 from tconv_sparse.solvers.damp_rules import choose_damp
 
 truth = rescale(img_as_float(data.camera()), 0.25, anti_aliasing=True)
-offsets = np.arange(7) - 3
-psf = np.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * 1.5 ** 2))
-weight = (psf / psf.sum())[None, None]
+weight = gaussian_psf(7, 1.5)[None, None]
 model = {"padding": 3, "padding_mode": "reflect"}
 noise = 0.02
 blurred = ts.conv(truth[None], weight, **model)

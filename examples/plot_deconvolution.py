@@ -40,11 +40,10 @@ from skimage.restoration import richardson_lucy, wiener
 from skimage.transform import rescale, resize
 
 import tconv_sparse as ts
+from tconv_sparse.cli.demo_images import gaussian_psf
 
 truth = rescale(img_as_float(data.camera()), 0.25, anti_aliasing=True)
-offsets = np.arange(7) - 3
-psf = np.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * 1.5 ** 2))
-psf /= psf.sum()
+psf = gaussian_psf(7, 1.5)       # unit sum
 weight = psf[None, None]          # (C_out, C_in, 7, 7): one channel in, one out
 model = {"padding": 3, "padding_mode": "reflect"}   # output size = input size
 
