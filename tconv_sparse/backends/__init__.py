@@ -25,12 +25,18 @@ from tconv_sparse.core import validation as v
 from tconv_sparse.core.config import get_max_bytes, num_threads
 from tconv_sparse.core.nonfinite import nonfinite_product, split_nonfinite
 from tconv_sparse.backends import direct, im2col, zero_insert
+from tconv_sparse.backends.adjoint import adjoint_geometry, adjoint_weight
 from tconv_sparse.backends.memory import output_bytes, work_bytes
 
 #: methods whose estimate depends on nothing but the call's signature and the thread count
 #: (``im2col`` and ``zero_insert`` size their chunks from the memory limit): it is remembered, since
 #: it costs tens of microseconds and an iterative solver repeats the same call thousands of times
 _REMEMBERED = ("direct", "gather", "scatter")
+
+#: transposed methods that run as the forward ``direct`` kernel where the transpose is a forward
+#: convolution (stride 1, zero padding: :mod:`tconv_sparse.backends.adjoint`); ``gather`` computes
+#: the same sums in the same order of taps, with the bookkeeping of phases it does not need there
+_AS_FORWARD = ("gather",)
 
 
 class Prepared:
@@ -80,6 +86,12 @@ class Prepared:
             return
         self.weight = np.ascontiguousarray(canonical.weight(weight))
         self.finite, self.taps = split_nonfinite(self.weight)
+        self._kernel_weight, self._kernel_geometry = self.finite, self._canonical
+        adjoint = adjoint_geometry(self._canonical) if method in _AS_FORWARD else None
+        if adjoint is not None:  # C.T is a forward convolution: run the direct kernel on it
+            self._function = direct.conv
+            self._kernel_weight = adjoint_weight(self.finite, adjoint.groups)
+            self._kernel_geometry = adjoint
 
     def needed_bytes(self, batch: int, dtype) -> int:
         """Output and work buffers of one call on ``batch`` samples of ``dtype``."""
@@ -100,7 +112,7 @@ class Prepared:
         if needed > get_max_bytes():
             direction = "conv_transpose" if self.transposed else "conv"
             v.check_bytes(f"{direction} with method {self.method!r} (its output and work buffers)", needed)
-        result = self._function(data, self.finite, self._canonical)
+        result = self._function(data, self._kernel_weight, self._kernel_geometry)
         if self.taps:
             result += nonfinite_product(data, self.weight, self._canonical, self.taps, self.transposed)
         return result

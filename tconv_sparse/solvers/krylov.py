@@ -91,8 +91,16 @@ def _bidiagonalise(forward, adjoint, u, v, alpha):
     return beta, alpha
 
 
-def lsqr(forward, adjoint, b, x, maxiter, tol, monitor):
-    """LSQR (Paige & Saunders 1982), SciPy's stopping tests with ``atol = btol = tol``."""
+def lsqr(forward, adjoint, b, x, maxiter, tol, monitor, damp=0.0):
+    """LSQR (Paige & Saunders 1982), SciPy's stopping tests with ``atol = btol = tol``.
+
+    With ``damp > 0`` it solves ``min ||A x - b||^2 + damp^2 ||x||^2`` through
+    Paige and Saunders' extra plane rotation per iteration, on vectors of the
+    size of ``b`` (not of the stacked ``[b; 0]``); ``monitor`` receives the
+    norm of the stacked residual ``[A x - b; damp x]``, as on the stacked
+    system. The damped form regularises the step from ``x``, so it needs
+    ``x = 0`` (the stacked system takes any start).
+    """
     x = x.copy()
     start = _golub_kahan_start(forward, adjoint, b, x, monitor)
     if start is None:
@@ -100,11 +108,17 @@ def lsqr(forward, adjoint, b, x, maxiter, tol, monitor):
     bnorm, u, beta, v, alpha = start
     w, scratch = v.copy(), np.empty_like(v)
     rhobar, phibar = alpha, beta
-    anorm2 = ddnorm = 0.0
+    anorm2 = ddnorm = res2 = 0.0
+    damp2 = damp * damp
     for iteration in range(1, maxiter + 1):
-        anorm2 += alpha ** 2
+        anorm2 += alpha ** 2 + damp2
         beta, alpha = _bidiagonalise(forward, adjoint, u, v, alpha)
         anorm2 += beta ** 2
+        if damp > 0:  # rotate the damping row out: [rhobar; damp] -> [rhobar1; 0]
+            rhobar1 = math.hypot(rhobar, damp)
+            res2 += (damp / rhobar1 * phibar) ** 2
+            phibar *= rhobar / rhobar1
+            rhobar = rhobar1
         rho = math.hypot(rhobar, beta)
         c, s = rhobar / rho, beta / rho
         theta, rhobar = s * alpha, -c * alpha
@@ -114,8 +128,9 @@ def lsqr(forward, adjoint, b, x, maxiter, tol, monitor):
         w *= -theta / rho
         w += v
         anorm = math.sqrt(anorm2)
-        stop = monitor(iteration, x, phibar)
-        if stop or phibar <= tol * (bnorm + anorm * norm(x)) or alpha * abs(c) * phibar <= tol * anorm * phibar:
+        rnorm = math.sqrt(phibar ** 2 + res2)
+        stop = monitor(iteration, x, rnorm)
+        if stop or rnorm <= tol * (bnorm + anorm * norm(x)) or alpha * abs(c * phibar) <= tol * anorm * rnorm:
             return x, iteration, True
         if anorm * math.sqrt(ddnorm) >= CONLIM:
             return x, iteration, False
