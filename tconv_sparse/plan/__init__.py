@@ -215,20 +215,39 @@ class Plan:
         count and memory limit) skips the checks and the choice: they are made
         once per such signature and remembered.
         """
-        key = (transposed, conjugate, data.dtype, data.shape[0], num_threads(), get_max_bytes())
-        run = self._calls.get(key)
-        if run is None:
-            run = self._call(data.dtype, data.shape[0], transposed, conjugate)
-            if len(self._calls) >= _MAX_CHOICES:
-                self._calls.clear()
-            self._calls[key] = run
-        dtype, channels, spatial, runner = run
+        dtype, channels, spatial, runner = self._checked_call(data.dtype, data.shape[0], transposed, conjugate)
         if bias is not None:
             bias = v.as_bias(bias, channels, dtype)
         result = runner(np.ascontiguousarray(data, dtype=dtype))
         if bias is not None:
             result += bias.reshape(-1, *([1] * len(spatial)))
         return result
+
+    def runner(self, dtype, batch: int, transposed: bool = False, conjugate: bool = False):
+        """:meth:`apply` without a bias, checked and chosen once, for data of ``dtype`` and ``batch``
+        samples: ``run(data)`` of C-contiguous data in the result dtype (for loops that apply one
+        signature many times, like the Krylov solvers).
+
+        Examples
+        --------
+        >>> import numpy as np, tconv_sparse as ts
+        >>> plan = ts.ConvOperator(np.ones((1, 1, 2)), (3,)).plan
+        >>> run = plan.runner(np.float64, 1)
+        >>> run(np.arange(3.0).reshape(1, 1, 3)).tolist()
+        [[[1.0, 3.0]]]
+        """
+        return self._checked_call(np.dtype(dtype), batch, transposed, conjugate)[3]
+
+    def _checked_call(self, dtype, batch: int, transposed: bool, conjugate: bool) -> tuple:
+        """:meth:`_call`, remembered per signature, thread count and memory limit."""
+        key = (transposed, conjugate, dtype, batch, num_threads(), get_max_bytes())
+        run = self._calls.get(key)
+        if run is None:
+            run = self._call(dtype, batch, transposed, conjugate)
+            if len(self._calls) >= _MAX_CHOICES:
+                self._calls.clear()
+            self._calls[key] = run
+        return run
 
     def _call(self, data_dtype, batch: int, transposed: bool, conjugate: bool) -> tuple:
         """``(dtype, channels, spatial, run)`` of one call signature, checked once (:meth:`apply`)."""

@@ -52,6 +52,8 @@ class Stacked:
         self._data = np.empty(rows + extra, dtype=operator.dtype)
         self._model = np.empty(n, dtype=operator.dtype)
         self._scratch = np.empty(n, dtype=operator.dtype)
+        self._forward = operator.plan.runner(operator.dtype, 1, False, False)
+        self._adjoint = operator.plan.runner(operator.dtype, 1, True, True)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -59,7 +61,7 @@ class Stacked:
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``A x`` (the returned buffer is overwritten by the next call)."""
-        product = self.plan.apply(x.reshape(self.dims), False).reshape(-1)
+        product = self._forward(x.reshape(self.dims)).reshape(-1)
         out = self._data
         if len(out) == self.rows:
             return product
@@ -73,7 +75,7 @@ class Stacked:
 
     def adjoint(self, y: np.ndarray) -> np.ndarray:
         """``A^H y`` (the returned buffer is overwritten by the next call)."""
-        product = self.plan.apply(y[:self.rows].reshape(self.dimsd), True, True).reshape(-1)
+        product = self._adjoint(y[:self.rows].reshape(self.dimsd)).reshape(-1)
         if len(y) == self.rows:
             return product
         out = self._model
