@@ -257,6 +257,10 @@ class Plan:
         if batch == 0:
             return dtype, channels, spatial, lambda data: np.zeros((0, channels, *spatial), dtype=dtype)
         method = self.method(transposed, batch, dtype)
+        if method == "sparse" and batch == 1:
+            compiling.notice_first_use(method, transposed, dtype)
+            product, shape = csr.vector_product(self.matrix(transposed, conjugate, dtype)), (1, channels, *spatial)
+            return dtype, channels, spatial, lambda data: product(data.reshape(-1)).reshape(shape)
         if method == "sparse":
             return dtype, channels, spatial, functools.partial(self.run, method, transposed=transposed,
                                                                conjugate=conjugate)
