@@ -272,3 +272,73 @@ def test_threads_do_not_share_a_plan_badly():
         results = list(pool.map(lambda _: ts.conv_transpose(y, w, stride=2), range(64)))
     for result in results:
         np.testing.assert_array_equal(result, expected)
+
+
+# ------------------------------------------------------- weight transforms made once
+def test_weight_transforms_are_made_once_per_plan(monkeypatch):
+    """The canonical cut, the finite split and the adjoint flip run on the first call only."""
+    import tconv_sparse.backends as backends
+
+    calls = []
+    original = backends.split_nonfinite
+    monkeypatch.setattr(backends, "split_nonfinite", lambda w: calls.append(1) or original(w))
+    op = ts.ConvOperator(np.ones((2, 1, 3, 3)), (12, 12), padding=1, method=("direct", "gather"))
+    y = np.ones((1, 2, 12, 12))
+    for _ in range(5):
+        op.conv(np.ones((1, 1, 12, 12)))
+        op.conv_transpose(y)
+    assert len(calls) == 2   # one per direction
+    assert op.plan.prepared("direct", False, np.dtype(np.float64)) is op.plan.prepared(
+        "direct", False, np.dtype(np.float64))
+
+
+def test_a_new_memory_limit_is_checked_on_the_next_call():
+    op = ts.ConvOperator(np.ones((1, 1, 3, 3)), (64, 64), method="direct")
+    x = np.ones((1, 1, 64, 64))
+    op.conv(x)
+    old = ts.set_max_bytes(1000)
+    try:
+        with pytest.raises(ValueError, match="memory limit"):
+            op.conv(x)
+    finally:
+        ts.set_max_bytes(old)
+    op.conv(x)
+
+
+STRIDE_ONE = [((3, 2, 3), (9,), {"padding": ((0, 2),)}),
+              ((2, 2, 3, 2), (7, 6), {"padding": 1, "dilation": (2, 1), "groups": 2}),
+              ((4, 1, 2, 3, 3), (4, 5, 6), {"padding": ((1, 0), (2, 2), (0, 1)), "groups": 2}),
+              ((1, 1, 5, 5), (8, 8), {"padding": "same"})]
+
+
+@pytest.mark.parametrize("weight_shape, input_shape, kwargs", STRIDE_ONE)
+def test_adjoint_geometry_is_the_transpose(rng, weight_shape, input_shape, kwargs):
+    """Matrix identity: C of the adjoint geometry and flipped weight is C.T."""
+    from tconv_sparse.backends.adjoint import adjoint_geometry, adjoint_weight
+    from tconv_sparse.core.geometry import Geometry
+
+    weight = rng.standard_normal(weight_shape)
+    g = Geometry.forward(weight_shape, input_shape, **kwargs)
+    a = adjoint_geometry(g)
+    flipped = adjoint_weight(weight, g.groups)
+    C = ts.conv_matrix(weight, input_shape, **kwargs).toarray()
+    adjoint = ts.conv_matrix(flipped, a.input_shape, padding=a.padding, dilation=a.dilation,
+                             groups=a.groups).toarray()
+    np.testing.assert_array_equal(adjoint, C.T)
+
+
+def test_adjoint_geometry_only_where_it_exists():
+    from tconv_sparse.backends.adjoint import adjoint_geometry
+    from tconv_sparse.core.geometry import Geometry
+
+    assert adjoint_geometry(Geometry.forward((1, 1, 3), (9,), stride=2)) is None
+    assert adjoint_geometry(Geometry.forward((1, 1, 3), (9,), padding=1, padding_mode="circular")) is None
+    assert adjoint_geometry(Geometry.forward((1, 1, 3), (9,), padding=4)) is None
+
+
+def test_runner_equals_apply(rng):
+    op = ts.ConvOperator(rng.standard_normal((2, 3, 3, 3)), (10, 10), stride=2, padding=1)
+    y = rng.standard_normal((1, 2, 5, 5))
+    for method_data, transposed in ((rng.standard_normal((1, 3, 10, 10)), False), (y, True)):
+        run = op.plan.runner(np.float64, 1, transposed)
+        np.testing.assert_array_equal(run(method_data), op.plan.apply(method_data, transposed))

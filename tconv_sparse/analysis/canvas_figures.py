@@ -14,7 +14,7 @@ import numpy as np
 
 from tconv_sparse.core.geometry import Geometry
 from tconv_sparse.functional import conv_transpose
-from tconv_sparse.analysis.plotting import _annotate, _as_image, _cell_grid, _fontsize, _pyplot
+from tconv_sparse.analysis.plotting import _annotate, _as_image, _cell_grid, _fontsize, _pyplot, _text_colors
 
 __all__ = ["plot_canvas_windows", "plot_scatter_vs_zero_insertion"]
 
@@ -34,8 +34,7 @@ def _draw_values(ax, image, title, cmap="Blues"):
     ax.imshow(image, cmap=cmap, vmin=min(image.min(), 0), vmax=max(image.max(), 1e-12))
     _cell_grid(ax, image.shape)
     labels = np.vectorize(lambda value: f"{value:g}")(image)
-    colors = np.where(image > 0.6 * image.max(), "white", "black")
-    _annotate(ax, labels, _fontsize(image.shape, max(len(s) for s in labels.flat)), colors)
+    _annotate(ax, labels, _fontsize(image.shape, max(len(s) for s in labels.flat)), _text_colors(image))
     ax.set_title(title, fontsize=9)
 
 

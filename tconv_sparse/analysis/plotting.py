@@ -38,6 +38,12 @@ def _as_image(array, name):
     return array
 
 
+def _text_colors(image: np.ndarray) -> np.ndarray:
+    """White text on cells above 60% of the image's maximum (dark in the colour maps used), black
+    elsewhere."""
+    return np.where(image > 0.6 * image.max(), "white", "black")
+
+
 def _cell_grid(ax, shape):
     """Cell borders and no ticks for an image of ``shape``."""
     ax.set_xticks(np.arange(shape[1] + 1) - 0.5, minor=True)
@@ -92,9 +98,7 @@ def plot_overlap_map(counts, *, ax=None, annotate=True, cmap="Blues", title="ove
     ax.imshow(image, cmap=cmap, vmin=0, vmax=max(int(image.max()), 1))
     _cell_grid(ax, image.shape)
     if annotate:
-        high = image.max()
-        colors = np.where(image > 0.6 * high, "white", "black")
-        _annotate(ax, image.astype(str), _fontsize(image.shape), colors)
+        _annotate(ax, image.astype(str), _fontsize(image.shape), _text_colors(image))
     if title:
         ax.set_title(title)
     return ax
@@ -265,8 +269,7 @@ def plot_conv_arithmetic(kernel_shape, input_shape, *, stride=1, padding=0, outp
     _draw_kernel(fig.add_subplot(grid[0, 1]), geometry, axes)
     result_ax = fig.add_subplot(grid[0, 2])
     draw_canvas(result_ax, total, [], f"output {'x'.join(map(str, geometry.input_shape))} = dashed window")
-    _annotate(result_ax, total.astype(str), _fontsize(canvas),
-              np.where(total > 0.6 * total.max(), "white", "black"))
+    _annotate(result_ax, total.astype(str), _fontsize(canvas), _text_colors(total))
     counts = np.zeros(canvas, dtype=int)
     for index, position in enumerate(frames):
         footprint = _footprint(axes, position)

@@ -19,7 +19,7 @@ import numpy as np
 
 from tconv_sparse.core.config import chunk_count, jit, run_chunks, task_range
 
-__all__ = ["csr_matmul", "SERIAL_ENTRIES"]
+__all__ = ["csr_matmul", "vector_product", "SERIAL_ENTRIES"]
 
 #: products with at most this many multiply-adds (stored entries times columns) run on one
 #: thread: below it, waking the thread pool costs more than the second thread saves
@@ -96,3 +96,29 @@ def csr_matmul(matrix, x: np.ndarray) -> np.ndarray:
     run_chunks(_matvec if x.ndim == 1 else _matmat, 1 if serial else chunk_count(out.shape[0]),
                matrix.indptr, matrix.indices, matrix.data, x, out)
     return out
+
+
+def vector_product(matrix):
+    """``product(x) = matrix @ x`` for contiguous vectors ``x`` of the matrix dtype, with the
+    checks and the choice of threads of :func:`csr_matmul` made once (for a product repeated
+    thousands of times, as in an iterative solver).
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from tconv_sparse.backends.csr import vector_product
+    >>> product = vector_product(sp.csr_array(np.array([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]])))
+    >>> product(np.array([1.0, 1.0, 1.0])).tolist()
+    [3.0, 3.0]
+    """
+    indptr, indices, data, rows, dtype = matrix.indptr, matrix.indices, matrix.data, matrix.shape[0], matrix.dtype
+    if indptr[-1] > SERIAL_ENTRIES:
+        return lambda x: csr_matmul(matrix, x)
+    kernel = _matvec.dispatcher
+
+    def product(x: np.ndarray) -> np.ndarray:
+        out = np.empty(rows, dtype=dtype)
+        kernel(indptr, indices, data, x, out, 0, 1)
+        return out
+
+    return product

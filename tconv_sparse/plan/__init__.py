@@ -26,12 +26,14 @@ Methods are chosen by ``planning``:
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import scipy.sparse as sp
 
-from tconv_sparse.backends import FORWARD, TRANSPOSE, chooser, compiling, csr
+from tconv_sparse.backends import FORWARD, TRANSPOSE, Prepared, chooser, compiling, csr
 from tconv_sparse.core import validation as v
-from tconv_sparse.core.config import num_threads
+from tconv_sparse.core.config import get_max_bytes, num_threads
 from tconv_sparse.core.matrix import build_matrix
 
 __all__ = ["Plan", "FORWARD_METHODS", "TRANSPOSE_METHODS", "PLANNING", "parse_method", "parse_planning",
@@ -102,6 +104,8 @@ class Plan:
                          True: (g.in_channels, g.input_shape, g.input_size)}
         self._weights = {(self.dtype, False): self.weight}
         self._matrices: dict = {}
+        self._prepared: dict = {}
+        self._calls: dict = {}
         self._choices: dict = {}
         self._dtypes: dict = {}
 
@@ -185,8 +189,18 @@ class Plan:
             else:
                 result = np.ascontiguousarray(csr.csr_matmul(matrix, columns.T).T)
             return result.reshape(data.shape[0], channels, *spatial)
-        backend = (TRANSPOSE if transposed else FORWARD)[method]
-        return np.ascontiguousarray(backend(data, self.weight_for(data.dtype, conjugate), self.geometry))
+        return np.ascontiguousarray(self.prepared(method, transposed, data.dtype, conjugate)(data))
+
+    def prepared(self, method: str, transposed: bool, dtype, conjugate: bool = False) -> Prepared:
+        """A fast method of one direction on the weight in ``dtype`` (conjugated), prepared once:
+        the canonical weight, its finite part and the memory estimates are computed on the first
+        call and kept (:class:`~tconv_sparse.backends.Prepared`)."""
+        key = (method, transposed, dtype, conjugate)
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = Prepared(method, transposed, self.weight_for(dtype, conjugate), self.geometry)
+            self._prepared[key] = prepared
+        return prepared
 
     def apply(self, data: np.ndarray, transposed: bool = False, conjugate: bool = False,
               bias=None) -> np.ndarray:
@@ -196,16 +210,60 @@ class Plan:
         gives ``C^H``. The output allocation is checked against the memory
         limit first; an empty batch gives an empty result; the result is
         C-contiguous in ``np.result_type(data, weight)``.
+
+        A repeated call (same direction, conjugation, dtype, batch size, thread
+        count and memory limit) skips the checks and the choice: they are made
+        once per such signature and remembered.
         """
-        dtype = self.result_dtype(data.dtype)
-        channels, spatial, entries = self._layouts[transposed]
-        bias = v.as_bias(bias, channels, dtype)
-        batch = data.shape[0]
-        v.check_bytes("the output", float(batch) * entries * dtype.itemsize)
-        if batch == 0:
-            return np.zeros((0, channels, *spatial), dtype=dtype)
-        method = self.method(transposed, batch, dtype)
-        result = self.run(method, np.ascontiguousarray(data, dtype=dtype), transposed, conjugate)
+        dtype, channels, spatial, runner = self._checked_call(data.dtype, data.shape[0], transposed, conjugate)
+        if bias is not None:
+            bias = v.as_bias(bias, channels, dtype)
+        result = runner(np.ascontiguousarray(data, dtype=dtype))
         if bias is not None:
             result += bias.reshape(-1, *([1] * len(spatial)))
         return result
+
+    def runner(self, dtype, batch: int, transposed: bool = False, conjugate: bool = False):
+        """:meth:`apply` without a bias, checked and chosen once, for data of ``dtype`` and ``batch``
+        samples: ``run(data)`` of C-contiguous data in the result dtype (for loops that apply one
+        signature many times, like the Krylov solvers).
+
+        Examples
+        --------
+        >>> import numpy as np, tconv_sparse as ts
+        >>> plan = ts.ConvOperator(np.ones((1, 1, 2)), (3,)).plan
+        >>> run = plan.runner(np.float64, 1)
+        >>> run(np.arange(3.0).reshape(1, 1, 3)).tolist()
+        [[[1.0, 3.0]]]
+        """
+        return self._checked_call(np.dtype(dtype), batch, transposed, conjugate)[3]
+
+    def _checked_call(self, dtype, batch: int, transposed: bool, conjugate: bool) -> tuple:
+        """:meth:`_call`, remembered per signature, thread count and memory limit."""
+        key = (transposed, conjugate, dtype, batch, num_threads(), get_max_bytes())
+        run = self._calls.get(key)
+        if run is None:
+            run = self._call(dtype, batch, transposed, conjugate)
+            if len(self._calls) >= _MAX_CHOICES:
+                self._calls.clear()
+            self._calls[key] = run
+        return run
+
+    def _call(self, data_dtype, batch: int, transposed: bool, conjugate: bool) -> tuple:
+        """``(dtype, channels, spatial, run)`` of one call signature, checked once (:meth:`apply`)."""
+        dtype = self.result_dtype(data_dtype)
+        channels, spatial, entries = self._layouts[transposed]
+        v.check_bytes("the output", float(batch) * entries * dtype.itemsize)
+        if batch == 0:
+            return dtype, channels, spatial, lambda data: np.zeros((0, channels, *spatial), dtype=dtype)
+        method = self.method(transposed, batch, dtype)
+        if method == "sparse" and batch == 1:
+            compiling.notice_first_use(method, transposed, dtype)
+            product, shape = csr.vector_product(self.matrix(transposed, conjugate, dtype)), (1, channels, *spatial)
+            return dtype, channels, spatial, lambda data: product(data.reshape(-1)).reshape(shape)
+        if method == "sparse":
+            return dtype, channels, spatial, functools.partial(self.run, method, transposed=transposed,
+                                                               conjugate=conjugate)
+        compiling.notice_first_use(method, transposed, dtype)
+        prepared = self.prepared(method, transposed, dtype, conjugate)
+        return dtype, channels, spatial, lambda data: np.ascontiguousarray(prepared(data))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.linalg import blas
 
 __all__ = ["norm", "lsqr", "lsmr", "cgls", "KRYLOV", "CONLIM"]
 
@@ -49,10 +50,28 @@ def norm(x: np.ndarray) -> float:
     return math.sqrt(np.dot(x, x) if x.size <= _SERIAL_DOT else np.einsum("i,i->", x, x))
 
 
-def _axpy(y: np.ndarray, a, x: np.ndarray, scratch: np.ndarray) -> None:
-    """``y += a * x`` in place, through ``scratch``."""
-    np.multiply(x, a, out=scratch)
-    y += scratch
+def _axpy(y: np.ndarray, a, x: np.ndarray) -> None:
+    """``y += a * x`` in place, in one BLAS ``axpy`` pass where BLAS takes the arrays."""
+    if y.dtype.char in _BLAS_TYPES and x.dtype == y.dtype and y.flags.c_contiguous and x.flags.c_contiguous:
+        _AXPY[y.dtype.char](x, y, a=a)
+    else:
+        y += a * x
+
+
+#: dtypes of SciPy's BLAS level-1 routines (single and double, real and complex)
+_BLAS_TYPES = "fdFD"
+#: BLAS ``?axpy`` and ``?scal`` per dtype character (looked up once: ``get_blas_funcs`` costs
+#: microseconds, as much as the operation on a 4096-vector)
+_AXPY = {char: blas.get_blas_funcs("axpy", dtype=np.dtype(char)) for char in _BLAS_TYPES}
+_SCAL = {char: blas.get_blas_funcs("scal", dtype=np.dtype(char)) for char in _BLAS_TYPES}
+
+
+def _scale(x: np.ndarray, a) -> None:
+    """``x *= a`` in place."""
+    if x.dtype.char in _BLAS_TYPES and x.flags.c_contiguous:
+        _SCAL[x.dtype.char](a, x)
+    else:
+        x *= a
 
 
 def _golub_kahan_start(forward, adjoint, b, x, monitor):
@@ -78,44 +97,60 @@ def _golub_kahan_start(forward, adjoint, b, x, monitor):
 
 def _bidiagonalise(forward, adjoint, u, v, alpha):
     """One Golub-Kahan step in place: ``beta u = A v - alpha u``, ``alpha v = A^H u - beta v``."""
-    u *= -alpha
-    u += forward(v)
+    _scale(u, -alpha)
+    _axpy(u, 1.0, forward(v))
     beta = norm(u)
     if beta > 0:
-        u /= beta
-    v *= -beta
-    v += adjoint(u)
+        _scale(u, 1.0 / beta)
+    _scale(v, -beta)
+    _axpy(v, 1.0, adjoint(u))
     alpha = norm(v)
     if alpha > 0:
-        v /= alpha
+        _scale(v, 1.0 / alpha)
     return beta, alpha
 
 
-def lsqr(forward, adjoint, b, x, maxiter, tol, monitor):
-    """LSQR (Paige & Saunders 1982), SciPy's stopping tests with ``atol = btol = tol``."""
+def lsqr(forward, adjoint, b, x, maxiter, tol, monitor, damp=0.0):
+    """LSQR (Paige & Saunders 1982), SciPy's stopping tests with ``atol = btol = tol``.
+
+    With ``damp > 0`` it solves ``min ||A x - b||^2 + damp^2 ||x||^2`` through
+    Paige and Saunders' extra plane rotation per iteration, on vectors of the
+    size of ``b`` (not of the stacked ``[b; 0]``); ``monitor`` receives the
+    norm of the stacked residual ``[A x - b; damp x]``, as on the stacked
+    system. The damped form regularises the step from ``x``, so it needs
+    ``x = 0`` (the stacked system takes any start).
+    """
     x = x.copy()
     start = _golub_kahan_start(forward, adjoint, b, x, monitor)
     if start is None:
         return x, 0, True
     bnorm, u, beta, v, alpha = start
-    w, scratch = v.copy(), np.empty_like(v)
+    w = v.copy()
     rhobar, phibar = alpha, beta
-    anorm2 = ddnorm = 0.0
+    anorm2 = ddnorm = res2 = 0.0
+    damp2 = damp * damp
     for iteration in range(1, maxiter + 1):
-        anorm2 += alpha ** 2
+        anorm2 += alpha ** 2 + damp2
         beta, alpha = _bidiagonalise(forward, adjoint, u, v, alpha)
         anorm2 += beta ** 2
+        if damp > 0:  # rotate the damping row out: [rhobar; damp] -> [rhobar1; 0]
+            rhobar1 = math.hypot(rhobar, damp)
+            res2 += (damp / rhobar1 * phibar) ** 2
+            phibar *= rhobar / rhobar1
+            rhobar = rhobar1
         rho = math.hypot(rhobar, beta)
         c, s = rhobar / rho, beta / rho
         theta, rhobar = s * alpha, -c * alpha
         phi, phibar = c * phibar, s * phibar
-        _axpy(x, phi / rho, w, scratch)
+        _axpy(x, phi / rho, w)
         ddnorm += (norm(w) / rho) ** 2
-        w *= -theta / rho
-        w += v
+        _scale(w, -theta / rho)
+        _axpy(w, 1.0, v)
         anorm = math.sqrt(anorm2)
-        stop = monitor(iteration, x, phibar)
-        if stop or phibar <= tol * (bnorm + anorm * norm(x)) or alpha * abs(c) * phibar <= tol * anorm * phibar:
+        rnorm = math.sqrt(phibar ** 2 + res2)
+        stop = monitor(iteration, x, rnorm)
+        converged = stop or alpha * abs(c * phibar) <= tol * anorm * rnorm
+        if converged or rnorm <= (tol * (bnorm + anorm * norm(x)) if tol else 0.0):
             return x, iteration, True
         if anorm * math.sqrt(ddnorm) >= CONLIM:
             return x, iteration, False
@@ -132,7 +167,7 @@ def lsmr(forward, adjoint, b, x, maxiter, tol, monitor):
     zetabar, alphabar = alpha * beta, alpha
     rho = rhobar = cbar = 1.0
     sbar = 0.0
-    h, hbar, scratch = v.copy(), np.zeros_like(v), np.empty_like(v)
+    h, hbar = v.copy(), np.zeros_like(v)
     # recurrences for ||r||
     betadd, betad, rhodold, tautildeold, thetatilde, zeta = beta, 0.0, 1.0, 0.0, 0.0, 0.0
     # recurrences for ||A|| and cond(A)
@@ -149,7 +184,7 @@ def lsmr(forward, adjoint, b, x, maxiter, tol, monitor):
         zeta, zetabar = cbar * zetabar, -sbar * zetabar
         hbar *= -thetabar * rho / (rhoold * rhobarold)
         hbar += h
-        _axpy(x, zeta / (rho * rhobar), hbar, scratch)
+        _axpy(x, zeta / (rho * rhobar), hbar)
         h *= -thetanew / rho
         h += v
         betahat, betadd = c * betadd, -s * betadd
@@ -184,14 +219,14 @@ def cgls(forward, adjoint, b, x, maxiter, tol, monitor):
     target = tol * norm(adjoint(b))
     r = b - forward(x)
     s = adjoint(r)
-    p, scratch = s.copy(), np.empty_like(x)
+    p = s.copy()
     gamma = norm(s) ** 2
     if monitor(0, x, norm(r)) or math.sqrt(gamma) <= target:
         return x, 0, True
     for iteration in range(1, maxiter + 1):
         q = forward(p)
         step = gamma / norm(q) ** 2
-        _axpy(x, step, p, scratch)
+        _axpy(x, step, p)
         r -= step * q
         s = adjoint(r)
         gamma_new = norm(s) ** 2

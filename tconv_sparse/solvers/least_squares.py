@@ -4,7 +4,8 @@ LSQR, LSMR and CGLS (:mod:`tconv_sparse.solvers.krylov`) iterate on the
 stacked system ``[C; damp R] g = [h; 0]``. :class:`Stacked` applies it with
 one output buffer per direction, reused at every iteration, ``damp * g``
 itself for ``R = I``, and the operator's plan directly (its method chosen
-once, no per-product checks).
+once, no per-product checks). LSQR with ``R = I`` damps inside its own
+recurrences instead (Paige and Saunders), on vectors the size of ``h``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class Stacked:
         self._data = np.empty(rows + extra, dtype=operator.dtype)
         self._model = np.empty(n, dtype=operator.dtype)
         self._scratch = np.empty(n, dtype=operator.dtype)
+        self._forward = operator.plan.runner(operator.dtype, 1, False, False)
+        self._adjoint = operator.plan.runner(operator.dtype, 1, True, True)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -58,8 +61,11 @@ class Stacked:
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``A x`` (the returned buffer is overwritten by the next call)."""
+        product = self._forward(x.reshape(self.dims)).reshape(-1)
         out = self._data
-        out[:self.rows] = self.plan.apply(x.reshape(self.dims), False).reshape(-1)
+        if len(out) == self.rows:
+            return product
+        out[:self.rows] = product
         if len(out) > self.rows:
             if self.regularizer is None:
                 np.multiply(x, self.damp, out=out[self.rows:])
@@ -69,8 +75,11 @@ class Stacked:
 
     def adjoint(self, y: np.ndarray) -> np.ndarray:
         """``A^H y`` (the returned buffer is overwritten by the next call)."""
+        product = self._adjoint(y[:self.rows].reshape(self.dimsd)).reshape(-1)
+        if len(y) == self.rows:
+            return product
         out = self._model
-        out[:] = self.plan.apply(y[:self.rows].reshape(self.dimsd), True, True).reshape(-1)
+        out[:] = product
         if len(y) > self.rows:
             tail = y[self.rows:] if self.regularizer is None else self.regularizer_t @ y[self.rows:]
             np.multiply(tail, self.damp, out=self._scratch)
@@ -79,14 +88,24 @@ class Stacked:
 
 
 def setup(problem: Problem):
-    """LSQR, LSMR or CGLS on ``[C; damp R] g = [h; 0]``: ``solve(h, x0, monitor)`` for one sample."""
+    """LSQR, LSMR or CGLS on ``[C; damp R] g = [h; 0]``: ``solve(h, x0, monitor)`` for one sample.
+
+    LSQR with ``R = I`` from ``x0 = 0`` damps inside its recurrences
+    (:func:`~tconv_sparse.solvers.krylov.lsqr` with ``damp``) and never forms
+    the stacked vectors; every other case iterates on the stacked system.
+    """
     R = None if problem.regularizer is None else regularizer_matrix(
         problem.geometry, problem.regularizer, problem.damp, problem.dtype)
     A = Stacked(problem.operator, R, problem.damp)
+    plain = Stacked(problem.operator, None, 0.0)
     iterate = KRYLOV[problem.solver]
     zeros = np.zeros(A.shape[0] - A.rows, dtype=problem.dtype)
+    native = problem.solver == "lsqr" and R is None and problem.damp > 0
 
     def solve(h, x0, monitor):
+        if native and not x0.any():
+            return iterate(plain.forward, plain.adjoint, h, x0, problem.maxiter, problem.tol, monitor,
+                           damp=problem.damp)
         return iterate(A.forward, A.adjoint, np.concatenate([h, zeros]), x0, problem.maxiter, problem.tol,
                        monitor)
 
