@@ -10,12 +10,14 @@ mode: ``ratio`` is the bridge's median over PyTorch's (the issue's target is <= 
 ``circular`` (no PyTorch peer) is the bridge with ``padding_mode="circular"``, and
 ``circ/torch`` its ratio to PyTorch's zero-padded time. Prints a markdown table.
 ``--clock cpu`` times the process's CPU time (all threads, spinning ones included)
-instead of the wall clock.
+instead of the wall clock. ``--calls N`` times N back-to-back calls per sample (their
+mean), which resolves the microseconds of the smallest case; ``--case`` picks cases by name.
 
 Usage::
 
     python scripts/bench_torch_bridge.py                     # 2 threads, 9 repeats, wall clock
     python scripts/bench_torch_bridge.py --repeats 15 --threads 1 --clock cpu
+    python scripts/bench_torch_bridge.py --case image --calls 2000   # the call overhead
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ from tconv_sparse.bench import torch_bridge
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
-def _medians(calls, repeats, clock, warmup=2):
-    """Median seconds of each call, timed round-robin (one call of each per round).
+def _medians(calls, repeats, clock, per_sample=1, warmup=2):
+    """Median seconds of each call, timed round-robin (``per_sample`` calls of each per round).
 
     Odd rounds run the calls in reverse order, so that no contender always
     follows the same one (the allocator's state after a call affects the next).
@@ -45,8 +47,9 @@ def _medians(calls, repeats, clock, warmup=2):
     for round_ in range(repeats):
         for name, call in list(calls.items())[::-1 if round_ % 2 else 1]:
             start = clock()
-            call()
-            times[name].append(clock() - start)
+            for _ in range(per_sample):
+                call()
+            times[name].append((clock() - start) / per_sample)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -54,16 +57,18 @@ def _format(seconds):
     return f"{seconds * 1e3:.3g} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.3g} µs"
 
 
-def rows(repeats, clock=time.perf_counter):
-    """Yield ``(case name, call, medians)`` for every case, kind and pass."""
+def rows(repeats, clock=time.perf_counter, per_sample=1, names=None):
+    """Yield ``(case name, call, medians)`` for every case (or those ``names`` holds), kind and pass."""
     for case in torch_bridge.CASES:
+        if names and case.name.split(":")[0] not in names:
+            continue
         y, weight, bias = torch_bridge.tensors(case)
         for kind in torch_bridge.KINDS[:1 if len(case.shape) != 2 else None]:
             forwards = torch_bridge.forwards(case, kind, weight, bias)
             for which in torch_bridge.PASSES:
                 calls = {name: torch_bridge.call(forward, y, weight, bias, which == "fwd+bwd")
                          for name, forward in forwards.items()}
-                yield case.name, f"{kind} {which}", _medians(calls, repeats, clock)
+                yield case.name, f"{kind} {which}", _medians(calls, repeats, clock, per_sample)
 
 
 def main(argv=None):
@@ -72,16 +77,23 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
                         help="wall (time.perf_counter) or cpu (time.process_time, all threads)")
+    parser.add_argument("--calls", type=int, default=1,
+                        help="back-to-back calls per timed sample (their mean; default 1)")
+    names = [case.name.split(":")[0] for case in torch_bridge.CASES]
+    parser.add_argument("--case", action="append", choices=names,
+                        help="only this case (repeatable; default all)")
     args = parser.parse_args(argv)
     if args.repeats < 7:
         parser.error(f"--repeats must be >= 7, got {args.repeats}")
+    if args.calls < 1:
+        parser.error(f"--calls must be >= 1, got {args.calls}")
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, {args.clock} clock, "
-          f"median of {args.repeats} round-robin repeats after warm-up, load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
+          f"median of {args.repeats} round-robin repeats of {args.calls} call(s) after warm-up, load "
+          f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
     print("| case | call | torch (zeros) | bridge (zeros) | ratio | bridge (circular) | circ/torch |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for name, what, median in rows(args.repeats, CLOCKS[args.clock]):
+    for name, what, median in rows(args.repeats, CLOCKS[args.clock], args.calls, args.case):
         print(f"| {name} | {what} | {_format(median['torch'])} | {_format(median['bridge'])} | "
               f"{median['bridge'] / median['torch']:.2f} | {_format(median['circular'])} | "
               f"{median['circular'] / median['torch']:.2f} |", flush=True)
