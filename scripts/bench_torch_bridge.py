@@ -5,8 +5,10 @@ For each case of :mod:`tconv_sparse.bench.torch_bridge` (the asv suite's
 and ``F.conv_transpose{1,2,3}d`` (and, for 2-D, ``tconv_sparse.torch.ConvTranspose2d``
 and ``torch.nn.ConvTranspose2d``) run forward, and forward + backward
 (``out.sum().backward()`` into the input, the weight and the bias), round-robin after a
-warm-up (in alternating order) so that load from other processes hits all alike. Zero padding is PyTorch's only
-mode: ``ratio`` is the bridge's median over PyTorch's (the issue's target is <= 1.3).
+warm-up, so that load from other processes hits all alike, in a balanced order (:data:`ORDERS`:
+a call never follows itself, which would find its freed output buffer still in the caches, and
+follows each other call equally often). Zero padding is PyTorch's only mode: ``ratio`` is the
+bridge's median over PyTorch's (the issue's target is <= 1.3).
 ``circular`` (no PyTorch peer) is the bridge with ``padding_mode="circular"``, and
 ``circ/torch`` its ratio to PyTorch's zero-padded time. Prints a markdown table.
 ``--clock cpu`` times the process's CPU time (all threads, spinning ones included)
@@ -31,21 +33,27 @@ import torch
 
 from tconv_sparse.bench import torch_bridge
 
+#: the rounds' orders of the three contenders, cycled: all six permutations, chained so that no
+#: contender runs twice in a row (also from one round to the next, and from the last to the
+#: first) and each follows each of the two others in three of the six rounds
+ORDERS = ((0, 1, 2), (1, 0, 2), (0, 2, 1), (2, 1, 0), (1, 2, 0), (2, 0, 1))
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def _medians(calls, repeats, clock, per_sample=1, warmup=2):
-    """Median seconds of each call, timed round-robin (``per_sample`` calls of each per round).
+    """Median seconds of each of the three calls, timed round-robin (``per_sample`` calls per round).
 
-    Odd rounds run the calls in reverse order, so that no contender always
-    follows the same one (the allocator's state after a call affects the next).
+    The rounds cycle through :data:`ORDERS`, so that no contender follows
+    itself or always the same one (the allocator's and the caches' state after
+    a call affects the next).
     """
     for call in calls.values():
         for _ in range(warmup):
             call()
     times = {name: [] for name in calls}
+    items = list(calls.items())
     for round_ in range(repeats):
-        for name, call in list(calls.items())[::-1 if round_ % 2 else 1]:
+        for name, call in (items[index] for index in ORDERS[round_ % len(ORDERS)]):
             start = clock()
             for _ in range(per_sample):
                 call()
