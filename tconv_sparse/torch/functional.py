@@ -24,7 +24,7 @@ __all__ = ["conv", "conv_transpose"]
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 #: the arguments after the tensors, in the order :func:`_call` takes them (False: conv, True: transposed)
-ARGUMENTS = {False: ("stride", "padding", "dilation", "groups", "padding_mode"),
+_ARGUMENTS = {False: ("stride", "padding", "dilation", "groups", "padding_mode"),
              True: ("stride", "padding", "output_padding", "output_size", "dilation", "groups",
                     "padding_mode")}
 
@@ -157,7 +157,7 @@ def _validated(transposed, data, weight, bias, arguments, compiling):
     dtype, batched = _check_data("y" if transposed else "x", data, weight, bias)
     weight_shape, data_shape = _sizes(weight, compiling), _sizes(data, compiling)[1 if batched else 0:]
     bias_shape = None if bias is None else _sizes(bias, compiling)
-    options = dict(zip(ARGUMENTS[transposed], arguments))
+    options = dict(zip(_ARGUMENTS[transposed], arguments))
     if transposed:
         geometry = Geometry.transposed(weight_shape, data_shape[1:], **options)
         geometry.check_channels("y", data_shape[0], transposed=True)
@@ -216,7 +216,7 @@ def _prepared(transposed, data, weight, bias, arguments):
 
 
 def _call(transposed, data, weight, bias, arguments):
-    """:func:`conv` (``transposed`` False) or :func:`conv_transpose`; ``arguments`` as :data:`ARGUMENTS`."""
+    """:func:`conv` (``transposed`` False) or :func:`conv_transpose`; ``arguments`` as ``_ARGUMENTS``."""
     batched, dtype, function, options = _prepared(transposed, data, weight, bias, arguments)
     if dtype is not None:
         data, weight, bias = (t if t is None or t.dtype == dtype else t.to(dtype)
