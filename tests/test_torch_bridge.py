@@ -197,6 +197,78 @@ def test_arguments_are_checked_on_every_call_not_only_the_first():
         tst.conv_transpose(y, weight, torch.ones(2), stride=1, padding=1)
 
 
+# (parameter, invalid value, a valid value it equals or serialises like): the plan cache's key
+# must keep the invalid value apart from the valid call it hit before
+_EQUAL_BUT_INVALID = [
+    ("stride", 1.0, 1), ("stride", True, 1), ("stride", (True,), (1,)), ("stride", [1.0], [1]),
+    ("stride", np.bool_(True), np.int8(1)), ("stride", b"\x01", np.int8(1)), ("padding", True, 1),
+    ("padding", (1.0,), (1,)), ("padding", ((1, True),), ((1, 1),)), ("dilation", 1.0, 1),
+    ("dilation", [True], [1]), ("groups", True, 1), ("groups", 1.0, 1), ("groups", (1,), 1),
+    ("groups", np.bool_(True), np.int64(1)), ("output_padding", (False,), (0,)),
+    ("output_padding", 0.0, 0),
+]
+
+
+@pytest.mark.parametrize("name, bad, good", _EQUAL_BUT_INVALID, ids=repr)
+def test_bad_arguments_raise_after_a_cache_hit(name, bad, good):
+    """A valid call, repeated (a cache hit), then an equal-but-invalid argument: a ValueError naming it."""
+    y, weight = torch.ones(1, 2, 3), torch.ones(2, 1, 3)
+    functions = [(tst.conv_transpose, y, dict(stride=1, padding=1, output_padding=0, dilation=1))]
+    if name != "output_padding":
+        functions.append((tst.conv, y[:, :1], dict(stride=1, padding=1, dilation=1)))
+    for function, data, valid in functions:
+        expected = function(data, weight, **valid)
+        for _ in range(2):
+            torch.testing.assert_close(function(data, weight, **dict(valid, **{name: good})), expected)
+        with pytest.raises(ValueError, match=name):
+            function(data, weight, **dict(valid, **{name: bad}))
+
+
+def test_tensor_checks_run_after_a_cache_hit():
+    """Rank, channels, bias, tensor type and dtype are checked (or promoted) on every call."""
+    y, weight, bias = torch.ones(2, 2, 5), torch.ones(2, 3, 3), torch.ones(3)
+    arguments = dict(stride=2, padding=1)
+    for _ in range(2):
+        expected = tst.conv_transpose(y, weight, bias, **arguments)
+        tst.conv(expected, weight, **arguments)
+    bad = [((y[:, :1], weight, bias), "y has 1 channels"), ((y[None], weight, bias), "y must have"),
+           ((y, weight[None, None], bias), "y must have"), ((y, weight, torch.ones(2)), "bias"),
+           ((y.numpy(), weight, bias), "y must be a torch.Tensor"),
+           ((y, weight.numpy(), bias), "weight must be a torch.Tensor"), ((y, weight, [1.0] * 3), "bias")]
+    for tensors, message in bad:
+        with pytest.raises(ValueError, match=message):
+            tst.conv_transpose(*tensors, **arguments)
+    with pytest.raises(ValueError, match="x has 2 channels"):
+        tst.conv(y, weight, **arguments)
+    mixes = [((y, weight.double(), bias), torch.float64), ((y, weight, bias.double()), torch.float64),
+             ((y.to(torch.int64), weight.to(torch.int64), None), torch.float64),
+             ((y, weight.to(torch.complex64), bias), torch.complex64)]
+    for tensors, dtype in mixes:
+        result = tst.conv_transpose(*tensors, **arguments)
+        assert result.dtype == dtype
+        torch.testing.assert_close(result, tst.conv_transpose(y, weight, tensors[2], **arguments).to(dtype))
+    assert tst.conv(expected.double(), weight, **arguments).dtype == torch.float64
+    torch.testing.assert_close(tst.conv_transpose(y[0], weight, bias, **arguments), expected[0])
+
+
+def test_a_repeated_call_is_validated_once(monkeypatch):
+    """The plan is reused: a second call with the same signature does not validate again."""
+    from tconv_sparse.torch import functional
+
+    calls = []
+    validated = functional._validated
+    monkeypatch.setattr(functional, "_CALLS", type(functional._CALLS)())   # empty, whatever ran before
+    monkeypatch.setattr(functional, "_validated", lambda *a: calls.append(a) or validated(*a))
+    y, weight = torch.ones(1, 2, 7), torch.ones(2, 2, 3)
+    for _ in range(3):
+        tst.conv_transpose(y, weight, stride=3, padding=(2,), padding_mode="circular")
+        tst.conv(y, weight, stride=3, padding=[2], padding_mode="circular")
+    assert len(calls) == 2
+    tst.conv(y, weight, stride=np.int64(3), padding=[2], padding_mode="circular")
+    tst.conv(y, weight, stride=np.int64(3), padding=[2], padding_mode="circular")
+    assert len(calls) == 4   # NumPy scalars are valid but not cached: checked on every call
+
+
 # ------------------------------------------------------------------ gradients
 GRAD_CASES = [
     ("conv", (5,), (2, 2, 3), dict(stride=2, padding="same")),

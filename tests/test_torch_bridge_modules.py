@@ -140,3 +140,55 @@ def test_bad_call_arguments_raise_value_errors_naming_them():
         tst.ConvTranspose2d(4, 2, 3, stride=2)(torch.randn(1, 4, 3, 3), output_size=(6,))
     with pytest.raises(ValueError, match="y has 3 channels"):
         tst.ConvTranspose2d(4, 2, 3)(torch.randn(1, 3, 3, 3))
+
+
+# attribute changes after construction (torch.nn's layers read theirs on every call, too)
+_CHANGES = [
+    dict(padding_mode="circular"), dict(padding_mode="reflect", padding=(1, 0)),
+    dict(stride=(1, 2), output_padding=(0, 1)), dict(padding="same", output_padding=None),
+    dict(padding=((1, 0), (2, 1))), dict(dilation=(2, 1)), dict(padding=[0, 2]),
+]
+
+
+@pytest.mark.parametrize("change", _CHANGES, ids=repr)
+@pytest.mark.parametrize("name", ("Conv2d", "ConvTranspose2d"))
+def test_attributes_changed_after_a_forward_are_honoured(name, change):
+    """A layer whose attributes change after forward calls computes what a new layer would."""
+    if not name.startswith("ConvTranspose"):
+        change = {key: value for key, value in change.items() if key != "output_padding"}
+    layer = getattr(tst, name)(4, 2, 3, stride=2, padding=1, dtype=torch.float64)
+    x = _input(name, size=6)
+    for _ in range(2):
+        layer(x)
+    for key, value in change.items():
+        setattr(layer, key, value)
+    fresh = getattr(tst, name)(4, 2, 3, **dict(dict(stride=2, padding=1), **change), dtype=torch.float64)
+    fresh.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(layer(x), fresh(x))
+
+
+@pytest.mark.parametrize("name", ("Conv2d", "ConvTranspose2d"))
+def test_dtype_and_in_place_changes_after_a_forward_are_honoured(name):
+    layer = getattr(tst, name)(4, 2, 3, stride=2, padding=1)
+    x = _input(name, size=6)
+    assert layer(x.float()).dtype == torch.float32
+    layer.double()
+    layer.padding = [1, 1]
+    assert layer(x).dtype == torch.float64
+    layer.padding[0] = 0   # a list attribute changed in place
+    fresh = getattr(tst, name)(4, 2, 3, stride=2, padding=(0, 1), dtype=torch.float64)
+    fresh.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(layer(x), fresh(x))
+
+
+@pytest.mark.parametrize("key, value", [("stride", 1.5), ("stride", (True, 1)), ("padding", (True, 1)),
+                                        ("groups", True), ("dilation", 0), ("padding_mode", "wrap")])
+@pytest.mark.parametrize("name", ("Conv2d", "ConvTranspose2d"))
+def test_bad_attributes_set_after_a_forward_raise_at_the_next_call(name, key, value):
+    layer = getattr(tst, name)(4, 2, 3, stride=1, padding=1)
+    x = _input(name, size=6).float()
+    for _ in range(2):
+        layer(x)
+    setattr(layer, key, value)
+    with pytest.raises(ValueError, match=key):
+        layer(x)

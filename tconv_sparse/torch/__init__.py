@@ -31,8 +31,11 @@ arguments and derives every size and the per-side padding ``(lo, hi)``.
   the samples it copied: wrap-add, mirror-add, edge-add. Keras ``"same"``
   crops with ``hi < 0`` pad zeros instead.
 
-The geometry is validated once per call signature and cached (not while
-``torch.compile`` traces, when it becomes part of the graph's constants).
+A call is checked and planned once per signature (the arguments' exact types
+and values, the tensors' types, shapes and dtypes) and the plan cached, so a
+repeated call runs one torch function after a dictionary look-up (not while
+``torch.compile`` traces: then the plan becomes part of the graph's constants).
+The layers read their attributes on every call, as ``torch.nn``'s do.
 """
 
 from __future__ import annotations

@@ -1,26 +1,35 @@
 """The functions of :mod:`tconv_sparse.torch`: :func:`conv` and :func:`conv_transpose` on torch tensors.
 
-See the package's docstring for how they are computed.
+See the package's docstring for how they are computed. A call is prepared
+once per signature (:func:`_prepared`): the arguments and tensors are checked,
+the :class:`Geometry` derived and turned into a plan, one torch function and
+its positional arguments (:func:`_forward_plan`, :func:`_transposed_plan`).
+Later calls with the same signature look the plan up and run it.
 """
 
 from __future__ import annotations
 
 import collections
+import marshal
 
 import torch
 import torch.nn.functional as F
 
 from tconv_sparse.core import validation as v
 from tconv_sparse.core.geometry import Geometry
-from tconv_sparse.core.index_maps import padding_index
+from tconv_sparse.torch._borders import border_pad, border_plan, fold, pad_arguments
 
 __all__ = ["conv", "conv_transpose"]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+#: the arguments after the tensors, in the order :func:`_call` takes them (False: conv, True: transposed)
+_ARGUMENTS = {False: ("stride", "padding", "dilation", "groups", "padding_mode"),
+             True: ("stride", "padding", "output_padding", "output_size", "dilation", "groups",
+                    "padding_mode")}
 
 
-# ------------------------------------------------------------------ arguments
+# ------------------------------------------------------------------ checks
 def _check_tensor(name, value, optional=False):
     if (value is None and optional) or isinstance(value, torch.Tensor):
         return
@@ -66,126 +75,155 @@ def _check_bias(bias_shape, channels):
         )
 
 
-def _cast(dtype, batched, data, weight, bias):
-    """The tensors in the result dtype, the data batched (after every check)."""
-    data = data if batched else data.unsqueeze(0)
-    return tuple(t if t is None or t.dtype == dtype else t.to(dtype) for t in (data, weight, bias))
+# ------------------------------------------------------------------ plans
+def _pad_then_conv(x, weight, bias, pad, pads, convolution, *options):
+    """``convolution(pad(x, pads), weight, bias, *options)``: a forward plan's function."""
+    return convolution(pad(x, pads), weight, bias, *options)
 
 
-def _validated(transposed, weight_shape, data_shape, bias_shape, options):
-    """The :class:`Geometry` of a call (channels and bias checked), and the zero-mode crop plan."""
-    if not transposed:
+def _transpose_then_crop(y, weight, bias, crop, crops, transpose, *options):
+    """``crop(transpose(y, weight, None, *options), crops) + bias``: a transposed plan's function."""
+    canvas = crop(transpose(y, weight, None, *options), crops)
+    return canvas if bias is None else canvas + bias.reshape(1, -1, *(1,) * (canvas.ndim - 2))
+
+
+def _forward_plan(geometry):
+    """``(function, arguments)``: ``function(x, weight, bias, *arguments)`` is ``C x`` (plus bias).
+
+    Zero padding passes its symmetric part to ``F.conv{d}d`` and ``F.pad``-s
+    the rest; the other modes pad with the border runs (:func:`border_pad`).
+    """
+    convolution, pads = _CONV[geometry.ndim], geometry.padding
+    if geometry.padding_mode != "zeros":
+        return _pad_then_conv, (border_pad, border_plan(geometry), convolution, geometry.stride,
+                                (0,) * geometry.ndim, geometry.dilation, geometry.groups)
+    native = tuple(min(lo, hi) for lo, hi in pads)
+    options = (geometry.stride, native, geometry.dilation, geometry.groups)
+    rest = pad_arguments([(lo - p, hi - p) for (lo, hi), p in zip(pads, native)])
+    return (convolution, options) if rest is None else (_pad_then_conv, (F.pad, rest, convolution,
+                                                                         *options))
+
+
+def _full_sizes(geometry):
+    """Per axis: the unpadded transposed canvas ``(i - 1) * s + k_eff`` and the padded size."""
+    full = tuple((i - 1) * s + k for i, s, k in zip(geometry.output_shape, geometry.stride,
+                                                     geometry.effective_kernel_shape))
+    return full, geometry.padded_shape
+
+
+def _zeros_plan(geometry):
+    """PyTorch's ``(padding, output_padding)`` and the residual ``F.pad`` of the zero-mode crop.
+
+    PyTorch keeps canvas positions ``[p, full - p + q)``; the result is
+    ``[lo, lo + n)``. ``p = min(lo, hi)`` and the smallest sufficient ``q``
+    leave nothing to do in PyTorch's own cases; any rest is cropped (or
+    zero-extended when Keras "same" gives ``hi < 0``).
+    """
+    native, output_padding, rest = [], [], []
+    full, _ = _full_sizes(geometry)
+    for f, n, (lo, hi), s, d in zip(full, geometry.input_shape, geometry.padding, geometry.stride,
+                                    geometry.dilation):
+        p = max(0, min(lo, hi))
+        q = min(max(0, lo + n - (f - p)), max(s, d) - 1)
+        native.append(p)
+        output_padding.append(q)
+        rest.append((p - lo, lo + n - (f - p + q)))
+    return tuple(native), tuple(output_padding), pad_arguments(rest)
+
+
+def _transposed_plan(geometry):
+    """``(function, arguments)``: ``function(y, weight, bias, *arguments)`` is ``C.T y`` (plus bias).
+
+    ``C.T = P.T S.T``: the unpadded ``F.conv_transpose{d}d`` onto the padded
+    canvas, then the fold of the border (:func:`fold`). For zero padding the
+    fold is a crop, PyTorch's own ``padding``/``output_padding`` where they
+    express it (then the plan is PyTorch's call), with any rest ``F.pad``-ed.
+    """
+    transpose = _CONV_TRANSPOSE[geometry.ndim]
+    if geometry.padding_mode == "zeros":
+        native, output_padding, rest = _zeros_plan(geometry)
+        options = (geometry.stride, native, output_padding, geometry.groups, geometry.dilation)
+        return (transpose, options) if rest is None else (_transpose_then_crop, (F.pad, rest, transpose,
+                                                                                 *options))
+    full, padded = _full_sizes(geometry)
+    extra = tuple(p - f for p, f in zip(padded, full))
+    return _transpose_then_crop, (fold, border_plan(geometry), transpose, geometry.stride, 0, extra,
+                                  geometry.groups, geometry.dilation)
+
+
+# ------------------------------------------------------------------ calls
+def _validated(transposed, data, weight, bias, arguments, compiling):
+    """Check a call and plan it: ``(batched, dtype to cast to or None, function, its arguments)``."""
+    dtype, batched = _check_data("y" if transposed else "x", data, weight, bias)
+    weight_shape, data_shape = _sizes(weight, compiling), _sizes(data, compiling)[1 if batched else 0:]
+    bias_shape = None if bias is None else _sizes(bias, compiling)
+    options = dict(zip(_ARGUMENTS[transposed], arguments))
+    if transposed:
+        geometry = Geometry.transposed(weight_shape, data_shape[1:], **options)
+        geometry.check_channels("y", data_shape[0], transposed=True)
+        _check_bias(bias_shape, geometry.in_channels)
+        plan = _transposed_plan(geometry)
+    else:
         geometry = Geometry.forward(weight_shape, data_shape[1:], **options)
         geometry.check_channels("x", data_shape[0])
         _check_bias(bias_shape, geometry.out_channels)
-        return geometry, None
-    geometry = Geometry.transposed(weight_shape, data_shape[1:], **options)
-    geometry.check_channels("y", data_shape[0], transposed=True)
-    _check_bias(bias_shape, geometry.in_channels)
-    return geometry, _zeros_plan(geometry) if geometry.padding_mode == "zeros" else None
+        plan = _forward_plan(geometry)
+    cast = not all(t is None or t.dtype == dtype for t in (data, weight, bias))
+    return (batched, dtype if cast else None, *plan)
 
 
-#: validated geometries by call signature (:func:`_geometry`), oldest dropped first
-_GEOMETRIES: collections.OrderedDict = collections.OrderedDict()
+def _plain(value):
+    """Whether ``value`` holds only exact ints, strings and ``None``, in tuples and lists."""
+    if type(value) in (tuple, list):
+        return all(_plain(item) for item in value)
+    return type(value) in (int, str, type(None))
+
+
+#: prepared calls by signature (:func:`_prepared`), oldest dropped first
+_CALLS: collections.OrderedDict = collections.OrderedDict()
 _CACHE_SIZE = 256
 
 
-def _geometry(transposed, data, weight, bias, batched, **options):
-    """:func:`_validated` for the call, cached per shapes and arguments (not while compiling).
+def _prepared(transposed, data, weight, bias, arguments):
+    """:func:`_validated` for the call, cached per signature (not while ``torch.compile`` traces).
 
-    The arguments are checked once per geometry, so a training loop pays little
-    more than PyTorch's own call. The key holds the arguments' ``repr``, which
-    tells ``1``, ``1.0`` and ``True`` apart (equal as dictionary keys, not
-    equally valid) and takes lists and arrays.
+    The signature is the arguments' ``marshal`` serialisation, which is
+    type-exact (``1``, ``True`` and ``1.0``, tuples and lists, write
+    differently, subclasses and NumPy scalars fail or write as bytes), and each
+    tensor's type, shape and dtype. Only calls whose arguments are
+    :func:`_plain` are stored, so a hit stands for a call that passed every
+    check with arguments of the very same types and values, and tensors of the
+    same types, shapes and dtypes: the checks it would run cannot fail.
+    Other calls are checked every time. While compiling the plan becomes
+    part of the graph's constants.
     """
-    compiling = torch.compiler.is_compiling()
-    shapes = (_sizes(weight, compiling), _sizes(data, compiling)[1 if batched else 0:],
-              None if bias is None else _sizes(bias, compiling))
-    if compiling:
-        return _validated(transposed, *shapes, options)
-    key = (transposed, *shapes, repr(tuple(options.values())))
-    found = _GEOMETRIES.get(key)
+    if torch.compiler.is_compiling():
+        return _validated(transposed, data, weight, bias, arguments, True)
+    try:
+        key = (transposed, marshal.dumps(arguments, 2), type(data), data.shape, data.dtype,
+               type(weight), weight.shape, weight.dtype,
+               None if bias is None else (type(bias), bias.shape, bias.dtype))
+    except (AttributeError, ValueError):  # not tensors, or arguments marshal cannot write
+        return _validated(transposed, data, weight, bias, arguments, False)
+    found = _CALLS.get(key)
     if found is None:
-        found = _validated(transposed, *shapes, options)
-        if len(_GEOMETRIES) >= _CACHE_SIZE:
-            _GEOMETRIES.popitem(last=False)  # one call: safe with other threads
-        _GEOMETRIES[key] = found
+        found = _validated(transposed, data, weight, bias, arguments, False)
+        if _plain(arguments):
+            if len(_CALLS) >= _CACHE_SIZE:
+                _CALLS.popitem(last=False)  # one call: safe with other threads
+            _CALLS[key] = found
     return found
 
 
-def _add_bias(result, bias):
-    if bias is None:
-        return result
-    return result + bias.reshape(1, -1, *(1,) * (result.ndim - 2))
-
-
-@torch.compiler.assume_constant_result
-def _border_runs(n, lo, size, mode):
-    """The border of one axis' padding index map as runs ``(position, length, target, step)``.
-
-    The padded positions ``[lo, lo + n)`` copy the input itself; every other
-    position copies the input ``padding_index(n, lo, size, mode)[position]``
-    (never a zero: ``mode`` is not ``"zeros"``). Consecutive positions whose
-    targets step by +1 (circular), -1 (reflect) or 0 (replicate) form one run,
-    so padding and folding are slices of the input, not per-element indices.
-    A constant for ``torch.compile`` (computed once per geometry, at tracing).
-    """
-    index = padding_index(n, lo, size, mode).tolist()
-    border = [p for p in range(size) if not lo <= p < lo + n]
-    runs, start = [], 0
-    while start < len(border):
-        end, step = start + 1, None
-        while end < len(border) and border[end] == border[end - 1] + 1:
-            difference = index[border[end]] - index[border[end - 1]]
-            if difference not in (-1, 0, 1) or step not in (None, difference):
-                break
-            step, end = difference, end + 1
-        runs.append((border[start], end - start, index[border[start]], 1 if step is None else step))
-        start = end
-    return tuple(runs)
-
-
-def _run_source(x, axis, length, target, step):
-    """The input slice a run copies (forward padding)."""
-    if step == 1:
-        return x.narrow(axis, target, length)
-    if step == -1:
-        return x.narrow(axis, target - length + 1, length).flip(axis)
-    shape = list(x.shape)
-    shape[axis] = length
-    return x.narrow(axis, target, 1).expand(shape)
-
-
-def _run_fold(piece, axis, target, step):
-    """``(first target, values)`` a canvas run adds onto (the adjoint of :func:`_run_source`)."""
-    if step == 1:
-        return target, piece
-    if step == -1:
-        return target - piece.shape[axis] + 1, piece.flip(axis)
-    return target, piece.sum(axis, keepdim=True)
-
-
-def _pad_arguments(pads):
-    """``F.pad``'s argument (last axis first) for per-axis ``(lo, hi)``; ``None`` when all zero."""
-    flat = [side for lo_hi in reversed(pads) for side in lo_hi]
-    return flat if any(flat) else None
-
-
-# ------------------------------------------------------------------ forward
-def _padded(x, geometry):
-    """``(padded input, symmetric zero padding left to the convolution)``."""
-    pads = geometry.padding
-    if geometry.padding_mode == "zeros":
-        native = tuple(min(lo, hi) for lo, hi in pads)
-        rest = _pad_arguments([(lo - p, hi - p) for (lo, hi), p in zip(pads, native)])
-        return (x if rest is None else F.pad(x, rest)), native
-    for axis, (n, (lo, hi)) in enumerate(zip(geometry.input_shape, pads), start=2):
-        if lo or hi:
-            runs = _border_runs(n, lo, n + lo + hi, geometry.padding_mode)
-            left = [_run_source(x, axis, *run[1:]) for run in runs if run[0] < lo]
-            right = [_run_source(x, axis, *run[1:]) for run in runs if run[0] >= lo]
-            x = torch.cat([*left, x, *right], axis)
-    return x, (0,) * geometry.ndim
+def _call(transposed, data, weight, bias, arguments):
+    """:func:`conv` (``transposed`` False) or :func:`conv_transpose`; ``arguments`` as ``_ARGUMENTS``."""
+    batched, dtype, function, options = _prepared(transposed, data, weight, bias, arguments)
+    if dtype is not None:
+        data, weight, bias = (t if t is None or t.dtype == dtype else t.to(dtype)
+                              for t in (data, weight, bias))
+    if batched:
+        return function(data, weight, bias, *options)
+    return function(data.unsqueeze(0), weight, bias, *options)[0]
 
 
 def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
@@ -222,85 +260,10 @@ def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, pad
               [9., 9., 9.],
               [9., 9., 9.]]]])
     """
-    dtype, batched = _check_data("x", x, weight, bias)
-    geometry, _ = _geometry(False, x, weight, bias, batched, stride=stride, padding=padding,
-                            dilation=dilation, groups=groups, padding_mode=padding_mode)
-    x, weight, bias = _cast(dtype, batched, x, weight, bias)
-    padded, native = _padded(x, geometry)
-    result = _CONV[geometry.ndim](padded, weight, bias, stride=geometry.stride, padding=native,
-                                  dilation=geometry.dilation, groups=geometry.groups)
-    return result if batched else result[0]
+    return _call(False, x, weight, bias, (stride, padding, dilation, groups, padding_mode))
 
 
 # ------------------------------------------------------------------ transposed
-def _full_sizes(geometry):
-    """Per axis: the unpadded transposed canvas ``(i - 1) * s + k_eff`` and the padded size."""
-    full = tuple((i - 1) * s + k for i, s, k in zip(geometry.output_shape, geometry.stride,
-                                                     geometry.effective_kernel_shape))
-    return full, geometry.padded_shape
-
-
-def _zeros_plan(geometry):
-    """PyTorch's ``(padding, output_padding)`` and the residual ``F.pad`` of the zero-mode crop.
-
-    PyTorch keeps canvas positions ``[p, full - p + q)``; the result is
-    ``[lo, lo + n)``. ``p = min(lo, hi)`` and the smallest sufficient ``q``
-    leave nothing to do in PyTorch's own cases; any rest is cropped (or
-    zero-extended when Keras "same" gives ``hi < 0``).
-    """
-    native, output_padding, rest = [], [], []
-    full, _ = _full_sizes(geometry)
-    for f, n, (lo, hi), s, d in zip(full, geometry.input_shape, geometry.padding, geometry.stride,
-                                    geometry.dilation):
-        p = max(0, min(lo, hi))
-        q = min(max(0, lo + n - (f - p)), max(s, d) - 1)
-        native.append(p)
-        output_padding.append(q)
-        rest.append((p - lo, lo + n - (f - p + q)))
-    return tuple(native), tuple(output_padding), _pad_arguments(rest)
-
-
-def _fold(canvas, geometry):
-    """``P.T``: add every padded position onto the input position it copies.
-
-    Per axis the centre ``[lo, lo + n)`` is the input itself (zero-extended
-    when ``hi < 0``); each border run is added onto its targets.
-    """
-    for axis, (n, (lo, hi)) in enumerate(zip(geometry.input_shape, geometry.padding), start=2):
-        if not (lo or hi):
-            continue
-        size = n + lo + hi
-        runs = _border_runs(n, lo, size, geometry.padding_mode)
-        pieces = [_run_fold(canvas.narrow(axis, position, length), axis, target, step)
-                  for position, length, target, step in runs]
-        centre = canvas.narrow(axis, lo, min(n, size - lo))
-        if centre.shape[axis] < n:
-            shape = list(centre.shape)
-            shape[axis] = n - centre.shape[axis]
-            canvas = torch.cat([centre, centre.new_zeros(shape)], axis)
-        else:
-            canvas = centre.clone(memory_format=torch.contiguous_format)
-        for start, piece in pieces:
-            canvas.narrow(axis, start, piece.shape[axis]).add_(piece)
-    return canvas
-
-
-def _transposed(y, weight, bias, geometry, plan):
-    """``C.T @ y`` (plus bias) for a batched ``y``; ``plan`` is :func:`_zeros_plan`'s, or ``None``."""
-    transpose = _CONV_TRANSPOSE[geometry.ndim]
-    options = dict(stride=geometry.stride, dilation=geometry.dilation, groups=geometry.groups)
-    if plan is not None:
-        native, output_padding, rest = plan
-        if rest is None:
-            return transpose(y, weight, bias, padding=native, output_padding=output_padding, **options)
-        canvas = transpose(y, weight, None, padding=native, output_padding=output_padding, **options)
-        return _add_bias(F.pad(canvas, rest), bias)
-    full, padded = _full_sizes(geometry)
-    extra = tuple(p - f for p, f in zip(padded, full))
-    canvas = transpose(y, weight, None, padding=0, output_padding=extra, **options)
-    return _add_bias(_fold(canvas, geometry), bias)
-
-
 def conv_transpose(y, weight, bias=None, *, stride=1, padding=0, output_padding=None, output_size=None,
                    dilation=1, groups=1, padding_mode="zeros"):
     """N-D transposed convolution of torch tensors: the exact adjoint of :func:`conv`.
@@ -344,10 +307,5 @@ def conv_transpose(y, weight, bias=None, *, stride=1, padding=0, output_padding=
     >>> tst.conv_transpose(y, w, stride=2, padding="same").shape
     torch.Size([1, 1, 8])
     """
-    dtype, batched = _check_data("y", y, weight, bias)
-    geometry, plan = _geometry(True, y, weight, bias, batched, stride=stride, padding=padding,
-                               output_padding=output_padding, output_size=output_size,
-                               dilation=dilation, groups=groups, padding_mode=padding_mode)
-    y, weight, bias = _cast(dtype, batched, y, weight, bias)
-    result = _transposed(y, weight, bias, geometry, plan)
-    return result if batched else result[0]
+    return _call(True, y, weight, bias, (stride, padding, output_padding, output_size, dilation, groups,
+                                         padding_mode))

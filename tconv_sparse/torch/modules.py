@@ -13,7 +13,7 @@ import numbers
 import torch
 
 from tconv_sparse.core import validation as v
-from tconv_sparse.torch.functional import conv, conv_transpose
+from tconv_sparse.torch.functional import _call
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
 
@@ -53,8 +53,9 @@ class _Conv:
         self.padding, self.padding_mode = padding, padding_mode
 
     def forward(self, input):  # noqa: A002 - torch.nn's argument name
-        return conv(input, self.weight, self.bias, stride=self.stride, padding=self.padding,
-                    dilation=self.dilation, groups=self.groups, padding_mode=self.padding_mode)
+        """Apply the layer: :func:`~tconv_sparse.torch.conv` with the layer's current attributes."""
+        return _call(False, input, self.weight, self.bias,
+                     (self.stride, self.padding, self.dilation, self.groups, self.padding_mode))
 
 
 class _ConvTranspose:
@@ -75,7 +76,12 @@ class _ConvTranspose:
         self.padding, self.output_padding, self.padding_mode = padding, output_padding, padding_mode
 
     def forward(self, input, output_size=None):  # noqa: A002 - torch.nn's argument name
-        """Apply the layer; ``output_size`` (spatial, or with the leading axes) picks the size."""
+        """Apply the layer: :func:`~tconv_sparse.torch.conv_transpose` with its current attributes.
+
+        ``output_size`` (spatial, or with the leading axes) picks the size
+        instead of ``output_padding``.
+        """
+        output_padding = self.output_padding
         if output_size is not None:
             output_size = list(output_size)
             if len(output_size) not in (self._ndim, input.ndim):
@@ -83,11 +89,10 @@ class _ConvTranspose:
                     f"output_size must have {self._ndim} (spatial) or {input.ndim} entries, got "
                     f"{output_size!r}"
                 )
-            output_size = output_size[-self._ndim:]
-        return conv_transpose(input, self.weight, self.bias, stride=self.stride, padding=self.padding,
-                              output_padding=None if output_size is not None else self.output_padding,
-                              output_size=output_size, dilation=self.dilation, groups=self.groups,
-                              padding_mode=self.padding_mode)
+            output_size, output_padding = output_size[-self._ndim:], None
+        return _call(True, input, self.weight, self.bias, (self.stride, self.padding, output_padding,
+                                                           output_size, self.dilation, self.groups,
+                                                           self.padding_mode))
 
     def extra_repr(self):
         """``torch.nn``'s representation: the arguments that differ from the defaults."""
