@@ -62,6 +62,8 @@ __all__ = ["choose_damp", "choose_damps", "DampChoice", "DAMP_RULES", "parse_noi
 #: every ``damp_rule`` value
 DAMP_RULES = ("gcv", "discrepancy", "lcurve")
 _GRID_PER_DECADE = 16
+#: non-circulant ``C`` with at most this many entries (``m * n``) use the exact spectrum of its dense SVD
+DENSE_LIMIT = 2 ** 14
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,13 @@ def _select(spectrum: _Spectrum, rule: str, noise_std, warn: bool = True) -> tup
 
 
 # ------------------------------------------------------------- the spectra
+def _dense_coefficients(operator, h):
+    """``(sigma, |u_i^H h|, floor)`` from the dense SVD of ``C`` (small problems only)."""
+    u, sigma, _ = np.linalg.svd(operator.matrix.toarray(), full_matrices=True)
+    coefficients = u.conj().T @ h
+    return sigma, np.abs(coefficients[:sigma.size]), float(np.sum(np.abs(coefficients[sigma.size:]) ** 2))
+
+
 class _GolubKahan:
     """Golub-Kahan bidiagonalisation of ``A`` started at the columns of ``starts`` (one block product per step)."""
 
@@ -376,6 +385,8 @@ def choose_damp(operator, h, *, rule="gcv", noise_std=None, probes=2, maxsteps=N
     if h.size != operator.shape[0]:
         raise ValueError(f"h must have C.shape[0] = {operator.shape[0]} values, got {h.size}")
     exact = circulant_coefficients(operator.weight, operator.geometry, h)
+    if exact is None and operator.shape[0] * operator.shape[1] <= DENSE_LIMIT:
+        exact = _dense_coefficients(operator, h)
     if exact is not None:
         sigma, beta, floor = exact
         floor = floor if floor > 1e-10 * np.vdot(h, h).real else 0.0   # else rounding error
