@@ -14,7 +14,7 @@ from scipy.optimize import brentq, minimize_scalar
 
 import tconv_sparse as ts
 from tconv_sparse.cli.demo import synthetic_image
-from tconv_sparse.solvers import damp_rules
+from tconv_sparse.solvers import damp_spectra
 from tconv_sparse.solvers.damp_rules import choose_damp
 
 NOISE_LEVELS = (0.01, 0.03, 0.1)
@@ -96,14 +96,14 @@ def test_rule_matches_dense_svd(name, d, size, kwargs, rule, route, monkeypatch)
     if route == "golub-kahan":   # small problems go to the dense SVD: force the Golub-Kahan route
         if name.endswith("circular"):
             pytest.skip("block-circulant: always the exact spectrum")
-        monkeypatch.setattr(damp_rules, "DENSE_LIMIT", 0)
+        monkeypatch.setattr(damp_spectra, "DENSE_LIMIT", 0)
     g, w, h = _problem(d, size, kwargs, 0.03)
     if d == 2:
         g, h = g[:, :12, :12], ts.conv(g[:, :12, :12], w, **kwargs)
         h = h + 0.03 * np.random.default_rng(1).standard_normal(h.shape)
     operator = ts.ConvOperator(w, g.shape[1:], **kwargs)
     choice = choose_damp(operator, h, rule=rule, noise_std=0.03)
-    small = operator.shape[0] * operator.shape[1] <= damp_rules.DENSE_LIMIT
+    small = operator.shape[0] * operator.shape[1] <= damp_spectra.DENSE_LIMIT
     expected_method = "exact spectrum" if name.endswith("circular") else "dense svd" if small else "golub-kahan"
     assert choice.method == expected_method
     dense = _dense(w, g.shape[1:], kwargs, h)
