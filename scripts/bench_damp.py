@@ -29,7 +29,7 @@ def _geometries(size):
     mixing = np.array([[1.0, 0.3], [0.2, 1.0], [1.0, -0.4], [0.5, 1.0]])[:, :, None, None] * blur[0, 0]
     same = dict(padding="same")
     image = synthetic_image(size)[None]
-    row = synthetic_image(128)[64][None]
+    row = synthetic_image(64)[40][None]
     return {
         "circular (exact)": (blur, image, dict(same, padding_mode="circular")),
         "zeros": (blur, image, same),
@@ -37,7 +37,7 @@ def _geometries(size):
         "stride 2": (blur, image, dict(stride=2, padding=3)),
         "4 ch, groups 2": (mixing, np.repeat(image, 4, axis=0), dict(same, groups=2)),
         "dilation 2": (blur, image, dict(same, dilation=2)),
-        "1-D 128, zeros (dense svd)": ((taps / taps.sum())[None, None], row, same),
+        "1-D 64, zeros (dense svd)": ((taps / taps.sum())[None, None], row, same),
     }
 
 
@@ -56,7 +56,7 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
-    print(f"{args.size}x{args.size} demo image (and a 128-sample row), noise_std={NOISE}, best of {args.repeat}, one process\n")
+    print(f"{args.size}x{args.size} demo image (and a 64-sample row), noise_std={NOISE}, best of {args.repeat}, one process\n")
     print("| geometry | rule | damp | auto (s) | one solve (s) | ratio | GK steps x columns | solve iterations |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, (weight, g, kwargs) in _geometries(args.size).items():

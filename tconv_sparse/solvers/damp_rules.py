@@ -25,10 +25,11 @@ Where the spectrum comes from:
   n`` on every axis, e.g. ``padding="same"``, any channels, groups and
   dilation): the frequency-domain SVD of
   :mod:`tconv_sparse.analysis.spectra` and the unitary DFT of ``h``.
-* **Exact** for other small ``C`` (at most ``DENSE_LIMIT = 2**14`` entries
-  ``m * n``, e.g. a 1-D signal of 128 samples; :mod:`.damp_spectra`): a
-  dense SVD. There a Hutchinson trace from a few probes is too noisy (with
-  64 measurements it moved GCV's choice by 13-33 %).
+* **Exact** for GCV and the L-curve on other small ``C`` (at most
+  ``DENSE_LIMIT = 2**12`` entries ``m * n``, e.g. a 1-D signal of 64
+  samples; :mod:`.damp_spectra`): a dense SVD. There a Hutchinson trace from
+  a few probes is too noisy (with 64 measurements it moved GCV's choice by
+  13-33 %).
 * **Golub-Kahan (hybrid LSQR) otherwise** (zero, reflect and replicate
   padding, other strides and shapes): ``k`` steps of the bidiagonalisation
   that LSQR runs, started at ``h``, give the damped LSQR iterate's residual
@@ -272,8 +273,7 @@ def choose_damp(operator, h, *, rule="gcv", noise_std=None, probes=2, maxsteps=N
     ('exact spectrum', 1.0)
     >>> choose_damp(ts.ConvOperator(w, 64, padding=1), h, rule="gcv").method
     'dense svd'
-    >>> big = np.tile(h, 4)
-    >>> choose_damp(ts.ConvOperator(w, 256, padding=1), big, rule="gcv").method
+    >>> choose_damp(ts.ConvOperator(w, 256, padding=1), np.tile(h, 4), rule="gcv").method
     'golub-kahan'
     """
     if not isinstance(operator, ConvOperator):
@@ -286,7 +286,7 @@ def choose_damp(operator, h, *, rule="gcv", noise_std=None, probes=2, maxsteps=N
     h = np.asarray(h).ravel()
     if h.size != operator.shape[0]:
         raise ValueError(f"h must have C.shape[0] = {operator.shape[0]} values, got {h.size}")
-    exact, method = exact_coefficients(operator, h)
+    exact, method = exact_coefficients(operator, h, rule)
     if exact is not None:
         sigma, beta, floor = exact
         floor = floor if floor > 1e-10 * np.vdot(h, h).real else 0.0   # else rounding error

@@ -20,7 +20,8 @@ from tconv_sparse.analysis.spectra import circulant_coefficients
 __all__ = ["Spectrum", "GolubKahan", "exact_coefficients", "DENSE_LIMIT"]
 
 #: non-circulant ``C`` with at most this many entries (``m * n``) use the exact spectrum of its dense SVD
-DENSE_LIMIT = 2 ** 14
+#: for GCV and the L-curve
+DENSE_LIMIT = 2 ** 12
 
 
 @dataclass(frozen=True)
@@ -73,17 +74,19 @@ class Spectrum:
         return float(max(np.max(self.sigma, initial=0.0), np.max(self.trace_sigma, initial=0.0)))
 
 
-def exact_coefficients(operator, h):
+def exact_coefficients(operator, h, rule):
     """``((sigma, |u_i^H h|, floor), method)`` where the full spectrum is cheap, else ``(None, "golub-kahan")``.
 
     Block-circulant ``C``: the frequency-domain SVD. Other ``C`` with at most
-    ``DENSE_LIMIT`` entries: the dense SVD (its cost, ``O(m n min(m, n))``,
-    stays below that of one damped LSQR solve).
+    ``DENSE_LIMIT`` entries, for GCV and the L-curve: the dense SVD (its cost,
+    ``O(m n min(m, n))``, about that of one damped LSQR solve there). The
+    discrepancy rule needs only the residual norm, which Golub-Kahan gets
+    accurately in a few steps: it keeps that cheaper route.
     """
     exact = circulant_coefficients(operator.weight, operator.geometry, h)
     if exact is not None:
         return exact, "exact spectrum"
-    if operator.shape[0] * operator.shape[1] > DENSE_LIMIT:
+    if operator.shape[0] * operator.shape[1] > DENSE_LIMIT or rule == "discrepancy":
         return None, "golub-kahan"
     u, sigma, _ = np.linalg.svd(operator.matrix.toarray(), full_matrices=True)
     coefficients = u.conj().T @ h
