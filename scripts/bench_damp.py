@@ -37,7 +37,7 @@ def _geometries(size):
         "stride 2": (blur, image, dict(stride=2, padding=3)),
         "4 ch, groups 2": (mixing, np.repeat(image, 4, axis=0), dict(same, groups=2)),
         "dilation 2": (blur, image, dict(same, dilation=2)),
-        "1-D 64, zeros (dense svd)": ((taps / taps.sum())[None, None], row, same),
+        "1-D 64, zeros (gcv, lcurve: dense svd)": ((taps / taps.sum())[None, None], row, same),
     }
 
 
