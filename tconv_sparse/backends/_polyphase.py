@@ -331,55 +331,21 @@ def row_clip(start, stop, width, first_row, end_row):
     return max(start, first_row * width), min(stop, end_row * width)
 
 
-@jit
-def _split(x, margin, out, chunk, chunks):
-    batch, channels, lead, length_b, length_c = x.shape
-    stride_b, stride_c, split_b = out.shape[3], out.shape[4], out.shape[5]
-    first, last = task_range(chunk, chunks, batch * channels * lead)
-    for task in range(first, last):
-        n, c, row = task // (channels * lead), (task // lead) % channels, task % lead
-        for pb in range(stride_b):
-            for pc in range(stride_c):
-                plane = out[n, c, row, pb, pc]
-                plane[:] = 0
-                valid_c = (length_c - pc + stride_c - 1) // stride_c
-                for jb in range(split_b):
-                    ib = jb * stride_b + pb
-                    if ib < length_b:
-                        source, target = x[n, c, row, ib, pc::stride_c], plane[jb, margin:]
-                        for jc in range(valid_c):
-                            target[jc] = source[jc]
-
-
 def split_planes(x: np.ndarray, plan: PlanePlan) -> np.ndarray:
     """Phase-split planes of ``x`` ``(N, C, lead, rows, cols)`` (the forward layout).
 
     Returns ``(N, C, lead, s_b, s_c, split_b, split_width)`` with
     ``out[..., p_b, p_c, j_b, split_margin + j_c] = x[..., j_b*s_b + p_b, j_c*s_c + p_c]``,
-    zero elsewhere.
+    zero elsewhere. (NumPy: one strided copy per phase; a kernel of its own would cost more
+    compile time than the copy takes.)
     """
-    out = np.empty((*x.shape[:3], plan.rows.stride, plan.cols.stride, plan.rows.split, plan.split_width),
-                   dtype=x.dtype)
-    run_chunks(_split, chunk_count(math.prod(x.shape[:3])), x, plan.split_margin, out)
+    stride_b, stride_c, margin = plan.rows.stride, plan.cols.stride, plan.split_margin
+    out = np.zeros((*x.shape[:3], stride_b, stride_c, plan.rows.split, plan.split_width), dtype=x.dtype)
+    for pb in range(stride_b):
+        for pc in range(stride_c):
+            phase = x[:, :, :, pb::stride_b, pc::stride_c]
+            out[:, :, :, pb, pc, :phase.shape[3], margin:margin + phase.shape[4]] = phase
     return out
-
-
-@jit
-def _pad(y, top, margin, gemm_layout, out, chunk, chunks):
-    batch, channels, lead, rows, cols = y.shape
-    first, last = task_range(chunk, chunks, batch * channels * lead)
-    for task in range(first, last):
-        n, c, row = task // (channels * lead), (task // lead) % channels, task % lead
-        plane = out[c, row, n] if gemm_layout else out[n, c, row]
-        plane[:top] = 0
-        plane[top + rows:] = 0
-        for b in range(rows):
-            target, source = plane[top + b], y[n, c, row, b]
-            target[:margin] = 0
-            inside = target[margin:margin + cols]
-            for j in range(cols):
-                inside[j] = source[j]
-            target[margin + cols:] = 0
 
 
 def pad_planes(y: np.ndarray, plan: PlanePlan, gemm_layout: bool = False) -> np.ndarray:
@@ -388,15 +354,16 @@ def pad_planes(y: np.ndarray, plan: PlanePlan, gemm_layout: bool = False) -> np.
     Returns ``(N, C, lead, rows, pad_width)`` with the rows at column
     ``pad_margin``; with ``gemm_layout``, ``(C, lead, N, pad_rows, pad_width)``
     (channel-major, for the GEMM) with the rows also starting at row ``pad_top``.
+    (NumPy: one copy into zeros.)
     """
-    batch, channels, lead, rows = y.shape[:4]
-    chunks = chunk_count(batch * channels * lead)
+    batch, channels, lead, rows, cols = y.shape
+    margin = plan.pad_margin
     if gemm_layout:
-        out = np.empty((channels, lead, batch, plan.pad_rows, plan.pad_width), dtype=y.dtype)
-        run_chunks(_pad, chunks, y, plan.pad_top, plan.pad_margin, True, out)
+        out = np.zeros((channels, lead, batch, plan.pad_rows, plan.pad_width), dtype=y.dtype)
+        out[:, :, :, plan.pad_top:plan.pad_top + rows, margin:margin + cols] = y.transpose(1, 2, 0, 3, 4)
     else:
-        out = np.empty((batch, channels, lead, rows, plan.pad_width), dtype=y.dtype)
-        run_chunks(_pad, chunks, y, 0, plan.pad_margin, False, out)
+        out = np.zeros((batch, channels, lead, rows, plan.pad_width), dtype=y.dtype)
+        out[..., margin:margin + cols] = y
     return out
 
 
@@ -518,31 +485,18 @@ def store_plane(phases, offset, first, count, width, columns, out):
     holds phase ``(r_b, r_c)`` of padded entry ``f = q_b * width + q_c``; those
     with ``q_c < columns`` go to ``out[q_b*s_b + r_b, q_c*s_c + r_c]`` where that
     is inside ``out``, ``(s_b, s_c)`` being the first two axes of ``phases``.
+    (One strided pass per phase and row: one short loop, which compiles fast.)
     """
     stride_b, stride_c, tile = phases.shape
-    flat, target, cols_out = phases.reshape(phases.size), out.reshape(out.size), out.shape[1]
-    rows_out = out.shape[0]
-    step, tile_step = np.uint64(stride_c), np.uint64(tile)
+    rows_out, cols_out = out.shape
+    flat, target, step = phases.reshape(phases.size), out.reshape(out.size), np.uint64(stride_c)
     stop = first + count
     for q in range(first // width, (stop - 1) // width + 1):
         lo, hi = max(first - q * width, 0), min(stop - q * width, columns)
-        base = q * width - first + offset
-        whole = max(min(hi, cols_out // stride_c) - lo, 0)
         for rb in range(min(stride_b, rows_out - q * stride_b)):
-            row = (q * stride_b + rb) * cols_out
-            phase = rb * stride_c * tile + base
-            source, start = np.uint64(phase + lo), np.uint64(row + lo * stride_c)
-            if stride_c == 2:  # the common stride, with constant offsets that vectorise
-                two, second = np.uint64(2), source + tile_step
-                for j in range(np.uint64(whole)):
-                    target[start + j * two] = flat[source + j]
-                    target[start + j * two + np.uint64(1)] = flat[second + j]
-            else:
-                for j in range(np.uint64(whole)):
-                    for r in range(step):
-                        target[start + j * step + r] = flat[source + r * tile_step + j]
-            for qc in range(lo + whole, hi):  # the last, incomplete group of the row
-                for rc in range(cols_out - qc * stride_c):
-                    target[row + qc * stride_c + rc] = flat[phase + rc * tile + qc]
-
-
+            for rc in range(stride_c):
+                end = min(hi, (cols_out - rc + stride_c - 1) // stride_c)
+                source = np.uint64((rb * stride_c + rc) * tile + q * width - first + offset)
+                row = np.uint64((q * stride_b + rb) * cols_out + rc)
+                for qc in range(np.uint64(lo), np.uint64(max(end, lo))):
+                    target[row + qc * step] = flat[source + qc]

@@ -48,7 +48,7 @@ class CompileNotice(UserWarning):
     ``warnings.filterwarnings("ignore", category=CompileNotice)``."""
 
 
-_JIT_FLAGS = {"nopython": True, "cache": True, "nogil": True, "fastmath": False}
+_JIT_FLAGS = {"nopython": True, "cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
 
 
 class _Kernel:
