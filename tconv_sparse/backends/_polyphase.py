@@ -176,6 +176,41 @@ class PlanePlan:
         """Most ``(output, tap)`` entries of one leading-axes input row (transposed gather)."""
         return int(np.diff(self.lead.back_ptr).max())
 
+    @cached_property
+    def forward_taps(self) -> tuple:
+        """``(offset, lo, hi)``, per plane tap ``t_b * k_cols + t_c`` of the forward kernel: its
+        flat offset in the ``(s_b, s_c, split_b, split_width)`` phase-split planes of one input
+        row (phase plane, row and column shift, margin), and the flat output range ``[lo, hi)``
+        of a plane whose reads stay inside the input rows."""
+        rows, cols, width = self.rows, self.cols, self.split_width
+        tb, tc = np.divmod(np.arange(rows.kernel * cols.kernel, dtype=np.int64), cols.kernel)
+        shift_b = rows.tap_shift[tb]
+        offset = ((rows.tap_phase[tb] * cols.stride + cols.tap_phase[tc]) * (rows.split * width)
+                  + shift_b * width + self.split_margin + cols.tap_shift[tc])
+        return offset, -shift_b * width, (rows.split - shift_b) * width
+
+    @cached_property
+    def transpose_taps(self) -> tuple:
+        """``(phase_ptr, offset, tap, lo, hi)``: the plane taps of the transposed convolution,
+        by output phase ``r_b * s_c + r_c`` (those of phase ``p`` are
+        ``phase_ptr[p]:phase_ptr[p + 1]``): per tap its flat offset in a padded input plane
+        (``pad_width`` columns, margin included), its index ``t_b * k_cols + t_c``, and the
+        flat range ``[lo, hi)`` of phase entries whose reads stay inside the input rows."""
+        rows, cols, width = self.rows, self.cols, self.pad_width
+        jb, jc, counts = [], [], [0]
+        for rb in range(rows.stride):
+            for rc in range(cols.stride):
+                b, c = np.meshgrid(np.arange(rows.phase_ptr[rb], rows.phase_ptr[rb + 1]),
+                                   np.arange(cols.phase_ptr[rc], cols.phase_ptr[rc + 1]), indexing="ij")
+                jb.append(b.ravel())
+                jc.append(c.ravel())
+                counts.append(b.size)
+        jb, jc = np.concatenate(jb).astype(np.int64), np.concatenate(jc).astype(np.int64)
+        shift_b = rows.phase_shift[jb]
+        return (np.cumsum(counts, dtype=np.int64), shift_b * width + self.pad_margin + cols.phase_shift[jc],
+                rows.phase_tap[jb] * cols.kernel + cols.phase_tap[jc], -shift_b * width,
+                (rows.out_length - shift_b) * width)
+
     @property
     def spatial(self) -> tuple:
         """Spatial input shape the kernels see, ``(lead, rows, cols)`` lengths."""
