@@ -45,7 +45,6 @@ __all__ = [
     "PlanePlan",
     "plane_plan",
     "plane_view",
-    "plane_weight",
     "tiling",
     "fold_planes",
     "split_planes",
@@ -53,7 +52,6 @@ __all__ = [
     "phase_scratch",
     "row_clip",
     "shifted_range",
-    "add_shifted",
     "add_terms",
     "copy_shifted",
     "copy_columns",
@@ -314,12 +312,6 @@ def plane_view(array: np.ndarray, spatial) -> np.ndarray:
     return array.reshape(array.shape[0], array.shape[1], *spatial)
 
 
-def plane_weight(weight: np.ndarray, plan: PlanePlan) -> np.ndarray:
-    """View the weight ``(C_out, C_in // G, *k)`` as ``(C_out, C_in // G, k_lead, k_rows, k_cols)``."""
-    k_rows, k_cols = len(plan.rows.tap_shift), len(plan.cols.tap_shift)
-    return weight.reshape(weight.shape[0], weight.shape[1], -1, k_rows, k_cols)
-
-
 def tiling(outer_tasks: int, rows: int, width: int) -> tuple[int, int]:
     """``(tile, chunks)`` for ``outer_tasks`` planes of ``rows x width`` flat entries.
 
@@ -413,38 +405,17 @@ def shifted_range(start, stop, shift, length):
 
 
 @jit
-def add_shifted(acc, offset, start, stop, source, shift, scale):
-    """``acc[offset + q] += scale * source[q + shift]`` for ``q`` in ``[start, stop)`` inside ``source``."""
-    lo, hi = shifted_range(start, stop, shift, len(source))
-    if hi > lo:
-        target, first = np.uint64(offset + lo), np.uint64(lo + shift)
-        for j in range(np.uint64(hi - lo)):
-            acc[target + j] += scale * source[first + j]
-
-
-@jit
-def _add_shifted4(acc, offset, start, stop, source, shifts, scales, m):
-    """Four terms ``m .. m+3`` in one pass over ``[start, stop)`` (inside ``source`` for all four)."""
-    target = np.uint64(offset + start)
-    p0, p1 = np.uint64(start + shifts[m]), np.uint64(start + shifts[m + 1])
-    p2, p3 = np.uint64(start + shifts[m + 2]), np.uint64(start + shifts[m + 3])
-    w0, w1, w2, w3 = scales[m], scales[m + 1], scales[m + 2], scales[m + 3]
-    for j in range(np.uint64(stop - start)):
-        acc[target + j] += (w0 * source[p0 + j] + w1 * source[p1 + j]) + (w2 * source[p2 + j]
-                                                                          + w3 * source[p3 + j])
-
-
-@jit
 def add_terms(acc, offset, source, shifts, scales, starts, stops, count):
     """``acc[offset + q] += scales[m] * source[q + shifts[m]]`` for every term ``m < count``
     and ``q`` in ``[starts[m], stops[m])`` inside ``source``.
 
     Terms go four at a time through one pass over the range they share (one
     load and store of ``acc`` per four products instead of four), the few
-    entries outside it and the last terms one at a time. (One call site per
-    loop shape keeps the compiled kernels small.)
+    entries outside it and the last terms one at a time. (One function with
+    one loop per shape: each helper function or call site would be compiled,
+    and re-optimised inside every kernel, on its own.)
     """
-    m = np.int64(0)  # not a literal: one specialization of the helpers below, not two
+    m = np.int64(0)
     while m < count:
         group = min(4, count - m)
         lo, hi = starts[m], stops[m]
@@ -452,15 +423,24 @@ def add_terms(acc, offset, source, shifts, scales, starts, stops, count):
             first, last = shifted_range(starts[k], stops[k], shifts[k], len(source))
             lo, hi = max(lo, first), min(hi, last)
         if group == 4 and hi > lo:
-            _add_shifted4(acc, offset, lo, hi, source, shifts, scales, m)
+            target = np.uint64(offset + lo)
+            p0, p1 = np.uint64(lo + shifts[m]), np.uint64(lo + shifts[m + 1])
+            p2, p3 = np.uint64(lo + shifts[m + 2]), np.uint64(lo + shifts[m + 3])
+            w0, w1, w2, w3 = scales[m], scales[m + 1], scales[m + 2], scales[m + 3]
+            for j in range(np.uint64(hi - lo)):
+                acc[target + j] += (w0 * source[p0 + j] + w1 * source[p1 + j]) + (w2 * source[p2 + j]
+                                                                                  + w3 * source[p3 + j])
         else:
             hi = lo  # nothing fused: the single passes below cover every whole range
-        for k in range(m, m + group):
-            cut_lo = min(max(lo, starts[k]), stops[k])
-            cut_hi = max(min(hi, stops[k]), cut_lo)
-            for part in range(2):
-                first, last = (starts[k], cut_lo) if part == 0 else (cut_hi, stops[k])
-                add_shifted(acc, offset, first, last, source, shifts[k], scales[k])
+        for k in range(2 * group):  # the entries of term m + k // 2 below (k even) or above [lo, hi)
+            term = m + k // 2
+            first, last = shifted_range(starts[term], stops[term], shifts[term], len(source))
+            first, last = (first, min(lo, last)) if k % 2 == 0 else (max(hi, first), last)
+            if last > first:
+                shift, scale, target = shifts[term], scales[term], np.uint64(offset + first)
+                begin = np.uint64(first + shift)
+                for j in range(np.uint64(last - first)):
+                    acc[target + j] += scale * source[begin + j]
         m += group
 
 
