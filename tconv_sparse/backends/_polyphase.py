@@ -358,20 +358,36 @@ def row_clip(start, stop, width, first_row, end_row):
     return max(start, first_row * width), min(stop, end_row * width)
 
 
+@jit
+def _split(x, length_b, length_c, stride_b, stride_c, split_b, width, margin, out, chunk, chunks):
+    """Flat (1-D C-contiguous) ``x`` ``(planes, length_b, length_c)`` into flat ``out``
+    ``(planes, s_b, s_c, split_b, width)``; each task writes one plane."""
+    first_task, end_task = task_range(chunk, chunks, len(x) // (length_b * length_c))
+    for row in range(first_task * stride_b * stride_c * split_b, end_task * stride_b * stride_c * split_b):
+        jb, pc, pb = row % split_b, (row // split_b) % stride_c, (row // (split_b * stride_c)) % stride_b
+        ib = jb * stride_b + pb
+        valid = (length_c - pc + stride_c - 1) // stride_c if ib < length_b else 0
+        plane = row // (split_b * stride_c * stride_b)
+        target, source = np.uint64(row * width), np.uint64((plane * length_b + ib) * length_c + pc)
+        for j in range(np.uint64(width)):
+            out[target + j] = 0
+        target, step = np.uint64(row * width + margin), np.uint64(stride_c)
+        for j in range(np.uint64(valid)):
+            out[target + j] = x[source + j * step]
+
+
 def split_planes(x: np.ndarray, plan: PlanePlan) -> np.ndarray:
     """Phase-split planes of ``x`` ``(N, C, lead, rows, cols)`` (the forward layout).
 
     Returns ``(N, C, lead, s_b, s_c, split_b, split_width)`` with
     ``out[..., p_b, p_c, j_b, split_margin + j_c] = x[..., j_b*s_b + p_b, j_c*s_c + p_c]``,
-    zero elsewhere. (NumPy: one strided copy per phase; a kernel of its own would cost more
-    compile time than the copy takes.)
+    zero elsewhere. (The kernel sees flat arrays: one specialization per dtype.)
     """
-    stride_b, stride_c, margin = plan.rows.stride, plan.cols.stride, plan.split_margin
-    out = np.zeros((*x.shape[:3], stride_b, stride_c, plan.rows.split, plan.split_width), dtype=x.dtype)
-    for pb in range(stride_b):
-        for pc in range(stride_c):
-            phase = x[:, :, :, pb::stride_b, pc::stride_c]
-            out[:, :, :, pb, pc, :phase.shape[3], margin:margin + phase.shape[4]] = phase
+    rows, cols = plan.rows, plan.cols
+    out = np.empty((*x.shape[:3], rows.stride, cols.stride, rows.split, plan.split_width), dtype=x.dtype)
+    run_chunks(_split, chunk_count(math.prod(x.shape[:3])), np.ascontiguousarray(x).reshape(-1),
+               rows.length, cols.length, rows.stride, cols.stride, rows.split, plan.split_width,
+               plan.split_margin, out.reshape(-1))
     return out
 
 
