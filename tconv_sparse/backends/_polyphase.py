@@ -516,7 +516,9 @@ def store_plane(phases, offset, first, count, width, columns, out):
     holds phase ``(r_b, r_c)`` of padded entry ``f = q_b * width + q_c``; those
     with ``q_c < columns`` go to ``out[q_b*s_b + r_b, q_c*s_c + r_c]`` where that
     is inside ``out``, ``(s_b, s_c)`` being the first two axes of ``phases``.
-    (One strided pass per phase and row: one short loop, which compiles fast.)
+    (Column stride 2, the common one, interleaves two phases in one pass that
+    vectorises; the other entries go one strided pass per phase: few, short
+    loops, which compile fast.)
     """
     stride_b, stride_c, tile = phases.shape
     rows_out, cols_out = out.shape
@@ -525,9 +527,17 @@ def store_plane(phases, offset, first, count, width, columns, out):
     for q in range(first // width, (stop - 1) // width + 1):
         lo, hi = max(first - q * width, 0), min(stop - q * width, columns)
         for rb in range(min(stride_b, rows_out - q * stride_b)):
+            source = rb * stride_c * tile + q * width - first + offset
+            row = (q * stride_b + rb) * cols_out
+            rest = lo
+            if stride_c == 2:  # both phases of column pairs that are whole
+                rest = max(min(hi, cols_out // 2), lo)
+                even, odd, start = np.uint64(source), np.uint64(source + tile), np.uint64(row)
+                for qc in range(np.uint64(lo), np.uint64(rest)):
+                    target[start + qc * step] = flat[even + qc]
+                    target[start + qc * step + np.uint64(1)] = flat[odd + qc]
             for rc in range(stride_c):
-                end = min(hi, (cols_out - rc + stride_c - 1) // stride_c)
-                source = np.uint64((rb * stride_c + rc) * tile + q * width - first + offset)
-                row = np.uint64((q * stride_b + rb) * cols_out + rc)
-                for qc in range(np.uint64(lo), np.uint64(max(end, lo))):
-                    target[row + qc * step] = flat[source + qc]
+                end = max(min(hi, (cols_out - rc + stride_c - 1) // stride_c), rest)
+                phase, start = np.uint64(source + rc * tile), np.uint64(row + rc)
+                for qc in range(np.uint64(rest), np.uint64(end)):
+                    target[start + qc * step] = flat[phase + qc]
