@@ -15,6 +15,14 @@ output plane. ``scatter`` adds into outputs shared between iterations, so it
 either gives each task a disjoint set of output planes or (fewer than
 :data:`SCATTER_PARTS` planes) each slice of its input its own buffer, summed
 afterwards in a fixed order. No split depends on the thread count.
+
+Compile time is a budget (a first call compiles everything it needs): what is
+the same for every task, the plane taps' offsets and row ranges, comes from
+tables computed once per geometry in Python
+(:attr:`~tconv_sparse.backends._polyphase.PlanePlan.forward_taps`,
+:attr:`~tconv_sparse.backends._polyphase.PlanePlan.transpose_taps`), the
+kernels take only C-contiguous arrays and ``int64`` scalars (one
+specialization per dtype), and the bodies stay short.
 """
 
 from __future__ import annotations
@@ -151,7 +159,8 @@ def _gather(y, w, groups, b_ptr, b_out, b_tap, phase_ptr, tap_offset, tap_index,
             for co in range(g * cout_g, (g + 1) * cout_g):
                 kernel = w[co, c]
                 for e in range(b_ptr[ia], b_ptr[ia + 1]):
-                    base, first_tap = ((n * out_channels + co) * lead_y + b_out[e]) * plane, b_tap[e] * plane_taps
+                    base = ((n * out_channels + co) * lead_y + b_out[e]) * plane
+                    first_tap = b_tap[e] * plane_taps
                     for t in range(phase_ptr[p], phase_ptr[p + 1]):
                         shifts[count], scales[count] = base + tap_offset[t], kernel[first_tap + tap_index[t]]
                         starts[count], stops[count] = max(start, tap_lo[t]), min(stop, tap_hi[t])
