@@ -340,7 +340,7 @@ def fold_planes(out: np.ndarray, geometry, plan: PlanePlan) -> np.ndarray:
     return fold(out, geometry, axes=plan.padded_axes) if plan.padded_axes else out
 
 
-@jit
+@jit(inline=True)
 def phase_scratch(out, stride_b, stride_c, tile, most_terms):
     """One chunk's scratch for the phase kernels: the phase tiles ``(s_b, s_c, tile)`` (dtype of
     ``out``) and, per phase, room for ``most_terms`` terms (shifts, starts, stops) and their count."""
@@ -352,7 +352,7 @@ def phase_scratch(out, stride_b, stride_c, tile, most_terms):
     return phases, shifts, starts, stops, np.empty(phase_count, dtype=np.int64)
 
 
-@jit
+@jit(inline=True)
 def row_clip(start, stop, width, first_row, end_row):
     """Intersect the flat range ``[start, stop)`` with rows ``[first_row, end_row)``."""
     return max(start, first_row * width), min(stop, end_row * width)
@@ -413,14 +413,16 @@ def pad_planes(y: np.ndarray, plan: PlanePlan, gemm_layout: bool = False) -> np.
 # The helpers below index with unsigned offsets: Numba then emits no negative-index
 # wraparound test per access, and LLVM vectorises the loops. Callers pass ranges
 # that are already clipped to the arrays (``shifted_range``), so no index is negative.
+# They are inlined into the kernels that call them (``jit(inline=True)``): one compilation
+# per kernel, none of their own.
 
-@jit
+@jit(inline=True)
 def shifted_range(start, stop, shift, length):
     """Clip ``[start, stop)`` so that ``q + shift`` stays in ``[0, length)``."""
     return max(start, -shift), min(stop, length - shift)
 
 
-@jit
+@jit(inline=True)
 def add_terms(acc, offset, source, shifts, scales, starts, stops, count):
     """``acc[offset + q] += scales[m] * source[q + shifts[m]]`` for every term ``m < count``
     and ``q`` in ``[starts[m], stops[m])`` inside ``source``.
@@ -460,7 +462,7 @@ def add_terms(acc, offset, source, shifts, scales, starts, stops, count):
         m += group
 
 
-@jit
+@jit(inline=True)
 def copy_shifted(target, start, stop, source, shift):
     """``target[q] = source[q + shift]`` for ``q`` in ``[start, stop)`` inside ``source``; 0 elsewhere."""
     lo, hi = shifted_range(start, stop, shift, len(source))
@@ -472,7 +474,7 @@ def copy_shifted(target, start, stop, source, shift):
     target[hi:] = 0
 
 
-@jit
+@jit(inline=True)
 def copy_columns(flat, first, count, width, columns, out):
     """Copy the valid columns of a padded flat range into the rows of ``out``.
 
@@ -508,7 +510,7 @@ def compact_columns(padded: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-@jit
+@jit(inline=True)
 def store_plane(phases, offset, first, count, width, columns, out):
     """Interleave the phase planes of a padded flat range into the output plane.
 
