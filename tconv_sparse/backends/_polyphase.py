@@ -45,7 +45,6 @@ __all__ = [
     "PlanePlan",
     "plane_plan",
     "plane_view",
-    "plane_weight",
     "tiling",
     "fold_planes",
     "split_planes",
@@ -53,7 +52,6 @@ __all__ = [
     "phase_scratch",
     "row_clip",
     "shifted_range",
-    "add_shifted",
     "add_terms",
     "copy_shifted",
     "copy_columns",
@@ -176,6 +174,41 @@ class PlanePlan:
         """Most ``(output, tap)`` entries of one leading-axes input row (transposed gather)."""
         return int(np.diff(self.lead.back_ptr).max())
 
+    @cached_property
+    def forward_taps(self) -> tuple:
+        """``(offset, lo, hi)``, per plane tap ``t_b * k_cols + t_c`` of the forward kernel: its
+        flat offset in the ``(s_b, s_c, split_b, split_width)`` phase-split planes of one input
+        row (phase plane, row and column shift, margin), and the flat output range ``[lo, hi)``
+        of a plane whose reads stay inside the input rows."""
+        rows, cols, width = self.rows, self.cols, self.split_width
+        tb, tc = np.divmod(np.arange(rows.kernel * cols.kernel, dtype=np.int64), cols.kernel)
+        shift_b = rows.tap_shift[tb]
+        offset = ((rows.tap_phase[tb] * cols.stride + cols.tap_phase[tc]) * (rows.split * width)
+                  + shift_b * width + self.split_margin + cols.tap_shift[tc])
+        return offset, -shift_b * width, (rows.split - shift_b) * width
+
+    @cached_property
+    def transpose_taps(self) -> tuple:
+        """``(phase_ptr, offset, tap, lo, hi)``: the plane taps of the transposed convolution,
+        by output phase ``r_b * s_c + r_c`` (those of phase ``p`` are
+        ``phase_ptr[p]:phase_ptr[p + 1]``): per tap its flat offset in a padded input plane
+        (``pad_width`` columns, margin included), its index ``t_b * k_cols + t_c``, and the
+        flat range ``[lo, hi)`` of phase entries whose reads stay inside the input rows."""
+        rows, cols, width = self.rows, self.cols, self.pad_width
+        jb, jc, counts = [], [], [0]
+        for rb in range(rows.stride):
+            for rc in range(cols.stride):
+                b, c = np.meshgrid(np.arange(rows.phase_ptr[rb], rows.phase_ptr[rb + 1]),
+                                   np.arange(cols.phase_ptr[rc], cols.phase_ptr[rc + 1]), indexing="ij")
+                jb.append(b.ravel())
+                jc.append(c.ravel())
+                counts.append(b.size)
+        jb, jc = np.concatenate(jb).astype(np.int64), np.concatenate(jc).astype(np.int64)
+        shift_b = rows.phase_shift[jb]
+        return (np.cumsum(counts, dtype=np.int64), shift_b * width + self.pad_margin + cols.phase_shift[jc],
+                rows.phase_tap[jb] * cols.kernel + cols.phase_tap[jc], -shift_b * width,
+                (rows.out_length - shift_b) * width)
+
     @property
     def spatial(self) -> tuple:
         """Spatial input shape the kernels see, ``(lead, rows, cols)`` lengths."""
@@ -279,12 +312,6 @@ def plane_view(array: np.ndarray, spatial) -> np.ndarray:
     return array.reshape(array.shape[0], array.shape[1], *spatial)
 
 
-def plane_weight(weight: np.ndarray, plan: PlanePlan) -> np.ndarray:
-    """View the weight ``(C_out, C_in // G, *k)`` as ``(C_out, C_in // G, k_lead, k_rows, k_cols)``."""
-    k_rows, k_cols = len(plan.rows.tap_shift), len(plan.cols.tap_shift)
-    return weight.reshape(weight.shape[0], weight.shape[1], -1, k_rows, k_cols)
-
-
 def tiling(outer_tasks: int, rows: int, width: int) -> tuple[int, int]:
     """``(tile, chunks)`` for ``outer_tasks`` planes of ``rows x width`` flat entries.
 
@@ -313,7 +340,7 @@ def fold_planes(out: np.ndarray, geometry, plan: PlanePlan) -> np.ndarray:
     return fold(out, geometry, axes=plan.padded_axes) if plan.padded_axes else out
 
 
-@jit
+@jit(inline=True)
 def phase_scratch(out, stride_b, stride_c, tile, most_terms):
     """One chunk's scratch for the phase kernels: the phase tiles ``(s_b, s_c, tile)`` (dtype of
     ``out``) and, per phase, room for ``most_terms`` terms (shifts, starts, stops) and their count."""
@@ -325,30 +352,28 @@ def phase_scratch(out, stride_b, stride_c, tile, most_terms):
     return phases, shifts, starts, stops, np.empty(phase_count, dtype=np.int64)
 
 
-@jit
+@jit(inline=True)
 def row_clip(start, stop, width, first_row, end_row):
     """Intersect the flat range ``[start, stop)`` with rows ``[first_row, end_row)``."""
     return max(start, first_row * width), min(stop, end_row * width)
 
 
 @jit
-def _split(x, margin, out, chunk, chunks):
-    batch, channels, lead, length_b, length_c = x.shape
-    stride_b, stride_c, split_b = out.shape[3], out.shape[4], out.shape[5]
-    first, last = task_range(chunk, chunks, batch * channels * lead)
-    for task in range(first, last):
-        n, c, row = task // (channels * lead), (task // lead) % channels, task % lead
-        for pb in range(stride_b):
-            for pc in range(stride_c):
-                plane = out[n, c, row, pb, pc]
-                plane[:] = 0
-                valid_c = (length_c - pc + stride_c - 1) // stride_c
-                for jb in range(split_b):
-                    ib = jb * stride_b + pb
-                    if ib < length_b:
-                        source, target = x[n, c, row, ib, pc::stride_c], plane[jb, margin:]
-                        for jc in range(valid_c):
-                            target[jc] = source[jc]
+def _split(x, length_b, length_c, stride_b, stride_c, split_b, width, margin, out, chunk, chunks):
+    """Flat (1-D C-contiguous) ``x`` ``(planes, length_b, length_c)`` into flat ``out``
+    ``(planes, s_b, s_c, split_b, width)``; each task writes one plane."""
+    first_task, end_task = task_range(chunk, chunks, len(x) // (length_b * length_c))
+    for row in range(first_task * stride_b * stride_c * split_b, end_task * stride_b * stride_c * split_b):
+        jb, pc, pb = row % split_b, (row // split_b) % stride_c, (row // (split_b * stride_c)) % stride_b
+        ib = jb * stride_b + pb
+        valid = (length_c - pc + stride_c - 1) // stride_c if ib < length_b else 0
+        plane = row // (split_b * stride_c * stride_b)
+        target, source = np.uint64(row * width), np.uint64((plane * length_b + ib) * length_c + pc)
+        for j in range(np.uint64(width)):
+            out[target + j] = 0
+        target, step = np.uint64(row * width + margin), np.uint64(stride_c)
+        for j in range(np.uint64(valid)):
+            out[target + j] = x[source + j * step]
 
 
 def split_planes(x: np.ndarray, plan: PlanePlan) -> np.ndarray:
@@ -356,30 +381,14 @@ def split_planes(x: np.ndarray, plan: PlanePlan) -> np.ndarray:
 
     Returns ``(N, C, lead, s_b, s_c, split_b, split_width)`` with
     ``out[..., p_b, p_c, j_b, split_margin + j_c] = x[..., j_b*s_b + p_b, j_c*s_c + p_c]``,
-    zero elsewhere.
+    zero elsewhere. (The kernel sees flat arrays: one specialization per dtype.)
     """
-    out = np.empty((*x.shape[:3], plan.rows.stride, plan.cols.stride, plan.rows.split, plan.split_width),
-                   dtype=x.dtype)
-    run_chunks(_split, chunk_count(math.prod(x.shape[:3])), x, plan.split_margin, out)
+    rows, cols = plan.rows, plan.cols
+    out = np.empty((*x.shape[:3], rows.stride, cols.stride, rows.split, plan.split_width), dtype=x.dtype)
+    run_chunks(_split, chunk_count(math.prod(x.shape[:3])), np.ascontiguousarray(x).reshape(-1),
+               rows.length, cols.length, rows.stride, cols.stride, rows.split, plan.split_width,
+               plan.split_margin, out.reshape(-1))
     return out
-
-
-@jit
-def _pad(y, top, margin, gemm_layout, out, chunk, chunks):
-    batch, channels, lead, rows, cols = y.shape
-    first, last = task_range(chunk, chunks, batch * channels * lead)
-    for task in range(first, last):
-        n, c, row = task // (channels * lead), (task // lead) % channels, task % lead
-        plane = out[c, row, n] if gemm_layout else out[n, c, row]
-        plane[:top] = 0
-        plane[top + rows:] = 0
-        for b in range(rows):
-            target, source = plane[top + b], y[n, c, row, b]
-            target[:margin] = 0
-            inside = target[margin:margin + cols]
-            for j in range(cols):
-                inside[j] = source[j]
-            target[margin + cols:] = 0
 
 
 def pad_planes(y: np.ndarray, plan: PlanePlan, gemm_layout: bool = False) -> np.ndarray:
@@ -388,61 +397,43 @@ def pad_planes(y: np.ndarray, plan: PlanePlan, gemm_layout: bool = False) -> np.
     Returns ``(N, C, lead, rows, pad_width)`` with the rows at column
     ``pad_margin``; with ``gemm_layout``, ``(C, lead, N, pad_rows, pad_width)``
     (channel-major, for the GEMM) with the rows also starting at row ``pad_top``.
+    (NumPy: one copy into zeros.)
     """
-    batch, channels, lead, rows = y.shape[:4]
-    chunks = chunk_count(batch * channels * lead)
+    batch, channels, lead, rows, cols = y.shape
+    margin = plan.pad_margin
     if gemm_layout:
-        out = np.empty((channels, lead, batch, plan.pad_rows, plan.pad_width), dtype=y.dtype)
-        run_chunks(_pad, chunks, y, plan.pad_top, plan.pad_margin, True, out)
+        out = np.zeros((channels, lead, batch, plan.pad_rows, plan.pad_width), dtype=y.dtype)
+        out[:, :, :, plan.pad_top:plan.pad_top + rows, margin:margin + cols] = y.transpose(1, 2, 0, 3, 4)
     else:
-        out = np.empty((batch, channels, lead, rows, plan.pad_width), dtype=y.dtype)
-        run_chunks(_pad, chunks, y, 0, plan.pad_margin, False, out)
+        out = np.zeros((batch, channels, lead, rows, plan.pad_width), dtype=y.dtype)
+        out[..., margin:margin + cols] = y
     return out
 
 
 # The helpers below index with unsigned offsets: Numba then emits no negative-index
 # wraparound test per access, and LLVM vectorises the loops. Callers pass ranges
 # that are already clipped to the arrays (``shifted_range``), so no index is negative.
+# They are inlined into the kernels that call them (``jit(inline=True)``): one compilation
+# per kernel, none of their own.
 
-@jit
+@jit(inline=True)
 def shifted_range(start, stop, shift, length):
     """Clip ``[start, stop)`` so that ``q + shift`` stays in ``[0, length)``."""
     return max(start, -shift), min(stop, length - shift)
 
 
-@jit
-def add_shifted(acc, offset, start, stop, source, shift, scale):
-    """``acc[offset + q] += scale * source[q + shift]`` for ``q`` in ``[start, stop)`` inside ``source``."""
-    lo, hi = shifted_range(start, stop, shift, len(source))
-    if hi > lo:
-        target, first = np.uint64(offset + lo), np.uint64(lo + shift)
-        for j in range(np.uint64(hi - lo)):
-            acc[target + j] += scale * source[first + j]
-
-
-@jit
-def _add_shifted4(acc, offset, start, stop, source, shifts, scales, m):
-    """Four terms ``m .. m+3`` in one pass over ``[start, stop)`` (inside ``source`` for all four)."""
-    target = np.uint64(offset + start)
-    p0, p1 = np.uint64(start + shifts[m]), np.uint64(start + shifts[m + 1])
-    p2, p3 = np.uint64(start + shifts[m + 2]), np.uint64(start + shifts[m + 3])
-    w0, w1, w2, w3 = scales[m], scales[m + 1], scales[m + 2], scales[m + 3]
-    for j in range(np.uint64(stop - start)):
-        acc[target + j] += (w0 * source[p0 + j] + w1 * source[p1 + j]) + (w2 * source[p2 + j]
-                                                                          + w3 * source[p3 + j])
-
-
-@jit
+@jit(inline=True)
 def add_terms(acc, offset, source, shifts, scales, starts, stops, count):
     """``acc[offset + q] += scales[m] * source[q + shifts[m]]`` for every term ``m < count``
     and ``q`` in ``[starts[m], stops[m])`` inside ``source``.
 
     Terms go four at a time through one pass over the range they share (one
     load and store of ``acc`` per four products instead of four), the few
-    entries outside it and the last terms one at a time. (One call site per
-    loop shape keeps the compiled kernels small.)
+    entries outside it and the last terms one at a time. (One function with
+    one loop per shape: each helper function or call site would be compiled,
+    and re-optimised inside every kernel, on its own.)
     """
-    m = np.int64(0)  # not a literal: one specialization of the helpers below, not two
+    m = np.int64(0)
     while m < count:
         group = min(4, count - m)
         lo, hi = starts[m], stops[m]
@@ -450,19 +441,28 @@ def add_terms(acc, offset, source, shifts, scales, starts, stops, count):
             first, last = shifted_range(starts[k], stops[k], shifts[k], len(source))
             lo, hi = max(lo, first), min(hi, last)
         if group == 4 and hi > lo:
-            _add_shifted4(acc, offset, lo, hi, source, shifts, scales, m)
+            target = np.uint64(offset + lo)
+            p0, p1 = np.uint64(lo + shifts[m]), np.uint64(lo + shifts[m + 1])
+            p2, p3 = np.uint64(lo + shifts[m + 2]), np.uint64(lo + shifts[m + 3])
+            w0, w1, w2, w3 = scales[m], scales[m + 1], scales[m + 2], scales[m + 3]
+            for j in range(np.uint64(hi - lo)):
+                acc[target + j] += (w0 * source[p0 + j] + w1 * source[p1 + j]) + (w2 * source[p2 + j]
+                                                                                  + w3 * source[p3 + j])
         else:
             hi = lo  # nothing fused: the single passes below cover every whole range
-        for k in range(m, m + group):
-            cut_lo = min(max(lo, starts[k]), stops[k])
-            cut_hi = max(min(hi, stops[k]), cut_lo)
-            for part in range(2):
-                first, last = (starts[k], cut_lo) if part == 0 else (cut_hi, stops[k])
-                add_shifted(acc, offset, first, last, source, shifts[k], scales[k])
+        for k in range(2 * group):  # the entries of term m + k // 2 below (k even) or above [lo, hi)
+            term = m + k // 2
+            first, last = shifted_range(starts[term], stops[term], shifts[term], len(source))
+            first, last = (first, min(lo, last)) if k % 2 == 0 else (max(hi, first), last)
+            if last > first:
+                shift, scale, target = shifts[term], scales[term], np.uint64(offset + first)
+                begin = np.uint64(first + shift)
+                for j in range(np.uint64(last - first)):
+                    acc[target + j] += scale * source[begin + j]
         m += group
 
 
-@jit
+@jit(inline=True)
 def copy_shifted(target, start, stop, source, shift):
     """``target[q] = source[q + shift]`` for ``q`` in ``[start, stop)`` inside ``source``; 0 elsewhere."""
     lo, hi = shifted_range(start, stop, shift, len(source))
@@ -474,7 +474,7 @@ def copy_shifted(target, start, stop, source, shift):
     target[hi:] = 0
 
 
-@jit
+@jit(inline=True)
 def copy_columns(flat, first, count, width, columns, out):
     """Copy the valid columns of a padded flat range into the rows of ``out``.
 
@@ -510,7 +510,7 @@ def compact_columns(padded: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-@jit
+@jit(inline=True)
 def store_plane(phases, offset, first, count, width, columns, out):
     """Interleave the phase planes of a padded flat range into the output plane.
 
@@ -518,31 +518,28 @@ def store_plane(phases, offset, first, count, width, columns, out):
     holds phase ``(r_b, r_c)`` of padded entry ``f = q_b * width + q_c``; those
     with ``q_c < columns`` go to ``out[q_b*s_b + r_b, q_c*s_c + r_c]`` where that
     is inside ``out``, ``(s_b, s_c)`` being the first two axes of ``phases``.
+    (Column stride 2, the common one, interleaves two phases in one pass that
+    vectorises; the other entries go one strided pass per phase: few, short
+    loops, which compile fast.)
     """
     stride_b, stride_c, tile = phases.shape
-    flat, target, cols_out = phases.reshape(phases.size), out.reshape(out.size), out.shape[1]
-    rows_out = out.shape[0]
-    step, tile_step = np.uint64(stride_c), np.uint64(tile)
+    rows_out, cols_out = out.shape
+    flat, target, step = phases.reshape(phases.size), out.reshape(out.size), np.uint64(stride_c)
     stop = first + count
     for q in range(first // width, (stop - 1) // width + 1):
         lo, hi = max(first - q * width, 0), min(stop - q * width, columns)
-        base = q * width - first + offset
-        whole = max(min(hi, cols_out // stride_c) - lo, 0)
         for rb in range(min(stride_b, rows_out - q * stride_b)):
+            source = rb * stride_c * tile + q * width - first + offset
             row = (q * stride_b + rb) * cols_out
-            phase = rb * stride_c * tile + base
-            source, start = np.uint64(phase + lo), np.uint64(row + lo * stride_c)
-            if stride_c == 2:  # the common stride, with constant offsets that vectorise
-                two, second = np.uint64(2), source + tile_step
-                for j in range(np.uint64(whole)):
-                    target[start + j * two] = flat[source + j]
-                    target[start + j * two + np.uint64(1)] = flat[second + j]
-            else:
-                for j in range(np.uint64(whole)):
-                    for r in range(step):
-                        target[start + j * step + r] = flat[source + r * tile_step + j]
-            for qc in range(lo + whole, hi):  # the last, incomplete group of the row
-                for rc in range(cols_out - qc * stride_c):
-                    target[row + qc * stride_c + rc] = flat[phase + rc * tile + qc]
-
-
+            rest = lo
+            if stride_c == 2:  # both phases of column pairs that are whole
+                rest = max(min(hi, cols_out // 2), lo)
+                even, odd, start = np.uint64(source), np.uint64(source + tile), np.uint64(row)
+                for qc in range(np.uint64(lo), np.uint64(rest)):
+                    target[start + qc * step] = flat[even + qc]
+                    target[start + qc * step + np.uint64(1)] = flat[odd + qc]
+            for rc in range(stride_c):
+                end = max(min(hi, (cols_out - rc + stride_c - 1) // stride_c), rest)
+                phase, start = np.uint64(source + rc * tile), np.uint64(row + rc)
+                for qc in range(np.uint64(rest), np.uint64(end)):
+                    target[start + qc * step] = flat[phase + qc]

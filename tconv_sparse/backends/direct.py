@@ -15,6 +15,14 @@ output plane. ``scatter`` adds into outputs shared between iterations, so it
 either gives each task a disjoint set of output planes or (fewer than
 :data:`SCATTER_PARTS` planes) each slice of its input its own buffer, summed
 afterwards in a fixed order. No split depends on the thread count.
+
+Compile time is a budget (a first call compiles everything it needs): what is
+the same for every task, the plane taps' offsets and row ranges, comes from
+tables computed once per geometry in Python
+(:attr:`~tconv_sparse.backends._polyphase.PlanePlan.forward_taps`,
+:attr:`~tconv_sparse.backends._polyphase.PlanePlan.transpose_taps`), the
+kernels take only C-contiguous arrays and ``int64`` scalars (one
+specialization per dtype), and the bodies stay short.
 """
 
 from __future__ import annotations
@@ -27,8 +35,8 @@ from tconv_sparse.core.config import chunk_count, jit, run_chunks, task_range
 from tconv_sparse.core.matrix import canonical_weight
 from tconv_sparse.backends._numpy_ops import pad
 from tconv_sparse.backends._polyphase import (
-    add_terms, copy_columns, fold_planes, pad_planes, phase_scratch, plane_plan, plane_view,
-    plane_weight, row_clip, split_planes, store_plane, tiling,
+    add_terms, copy_columns, fold_planes, pad_planes, plane_plan, plane_view, split_planes, store_plane,
+    tiling,
 )
 
 __all__ = ["conv", "conv_transpose_scatter", "conv_transpose_gather", "SCATTER_PARTS"]
@@ -49,17 +57,24 @@ def _forward_tables(geometry):
             last.row_ptr, last.col, last.tap_ptr, last.tap)
 
 
+def _flat_weight(weight: np.ndarray) -> np.ndarray:
+    """The weight ``(C_a, C_b, *k)`` as ``(C_a, C_b, prod(k))`` (its taps in the order of the
+    plane-tap tables: leading taps, then ``t_b * k_cols + t_c``)."""
+    return weight.reshape(weight.shape[0], weight.shape[1], -1)
+
+
 @jit
-def _direct(xs, w, groups, a_ptr, a_col, a_tap_ptr, a_tap, shift_b, phase_b, shift_c, phase_c,
-            margin, most_terms, tile, out, chunk, chunks):
+def _direct(xs, w, groups, a_ptr, a_col, a_tap_ptr, a_tap, tap_offset, tap_lo, tap_hi, most_terms, tile,
+            out, chunk, chunks):
     """Each task sums, over one flat tile of one output plane, one shifted phase plane per
-    (input channel, tap): the terms are collected, then added four per pass."""
+    (input channel, tap): the terms are collected (plane taps from the tables of
+    :attr:`~tconv_sparse.backends._polyphase.PlanePlan.forward_taps`), then added four per pass."""
     batch, out_channels, lead, out_rows, out_cols = out.shape
     in_channels, lead_in, stride_b, stride_c, split_rows, width = xs.shape[1:]
-    cin_g, k_rows, k_cols = w.shape[1], w.shape[3], w.shape[4]
+    cin_g, plane_taps = w.shape[1], len(tap_offset)
     cout_g = out_channels // groups
     source = xs.reshape(xs.size)
-    plane = split_rows * width
+    row_size = stride_b * stride_c * split_rows * width
     total = out_rows * width
     tiles = (total + tile - 1) // tile
     tasks = batch * out_channels * lead * tiles
@@ -76,18 +91,15 @@ def _direct(xs, w, groups, a_ptr, a_col, a_tap_ptr, a_tap, shift_b, phase_b, shi
         first_channel = (co // cout_g) * cin_g
         count = np.int64(0)  # not a literal (which would compile add_terms twice)
         for c in range(cin_g):
+            kernel = w[co, c]
             for ua in range(a_ptr[oa], a_ptr[oa + 1]):
-                planes = ((n * in_channels + first_channel + c) * lead_in + a_col[ua]) * stride_b
+                base = ((n * in_channels + first_channel + c) * lead_in + a_col[ua]) * row_size
                 for ja in range(a_tap_ptr[ua], a_tap_ptr[ua + 1]):
-                    kernel = w[co, c, a_tap[ja]]
-                    for tb in range(k_rows):
-                        lo, hi = row_clip(start, stop, width, -shift_b[tb], split_rows - shift_b[tb])
-                        row = (planes + phase_b[tb]) * stride_c
-                        for tc in range(k_cols):
-                            shifts[count] = ((row + phase_c[tc]) * plane + shift_b[tb] * width + margin
-                                             + shift_c[tc])
-                            scales[count], starts[count], stops[count] = kernel[tb, tc], lo, hi
-                            count += 1
+                    first_tap = a_tap[ja] * plane_taps
+                    for t in range(plane_taps):
+                        shifts[count], scales[count] = base + tap_offset[t], kernel[first_tap + t]
+                        starts[count], stops[count] = max(start, tap_lo[t]), min(stop, tap_hi[t])
+                        count += 1
         acc[:] = 0
         add_terms(acc, -start, source, shifts, scales, starts, stops, count)
         copy_columns(acc, start, stop - start, width, out_cols, out[n, co, oa])
@@ -104,25 +116,24 @@ def conv(x: np.ndarray, weight: np.ndarray, geometry) -> np.ndarray:
     lead, rows, cols = plan.lead, plan.rows, plan.cols
     tile, chunks = tiling(math.prod(out_planes.shape[:3]), rows.out_length, plan.split_width)
     most_terms = geometry.in_channels_per_group * plan.most_lead_taps * rows.kernel * cols.kernel
-    run_chunks(_direct, chunks, xs, plane_weight(weight, plan), geometry.groups, lead.row_ptr, lead.col,
-               lead.tap_ptr, lead.tap, rows.tap_shift, rows.tap_phase, cols.tap_shift, cols.tap_phase,
-               plan.split_margin, most_terms, tile, out_planes)
+    run_chunks(_direct, chunks, xs, _flat_weight(weight), geometry.groups, lead.row_ptr, lead.col,
+               lead.tap_ptr, lead.tap, *plan.forward_taps, most_terms, tile, out_planes)
     return out
 
 
 @jit
-def _gather(y, w, groups, b_ptr, b_out, b_tap, ptr_b, tap_b, offset_b, ptr_c, tap_c, offset_c,
-            margin, most_terms, tile, out, chunk, chunks):
+def _gather(y, w, groups, b_ptr, b_out, b_tap, phase_ptr, tap_offset, tap_index, tap_lo, tap_hi,
+            stride_b, stride_c, most_terms, tile, out, chunk, chunks):
     """Each task computes every phase of one flat tile of one output plane, then interleaves.
 
     A phase sums one shifted input plane per (input channel, tap of the phase):
-    the terms are collected per phase, then added four per pass.
+    the terms of one phase are collected (plane taps from the tables of
+    :attr:`~tconv_sparse.backends._polyphase.PlanePlan.transpose_taps`), then
+    added four per pass.
     """
     batch, in_channels, lead, length_b, length_c = out.shape
     out_channels, lead_y, y_rows, width = y.shape[1:]
-    stride_b, stride_c = len(ptr_b) - 1, len(ptr_c) - 1
-    phase_count = stride_b * stride_c
-    cin_g = w.shape[1]
+    cin_g, plane_taps = w.shape[1], len(tap_offset)
     cout_g = out_channels // groups
     source = y.reshape(y.size)
     plane = y_rows * width
@@ -130,9 +141,10 @@ def _gather(y, w, groups, b_ptr, b_out, b_tap, ptr_b, tap_b, offset_b, ptr_c, ta
     split_c = (length_c + stride_c - 1) // stride_c
     tiles = (total + tile - 1) // tile
     tasks = batch * in_channels * lead * tiles
-    phases, shifts, starts, stops, counts = phase_scratch(out, stride_b, stride_c, tile, most_terms)
+    phases = np.empty((stride_b, stride_c, tile), dtype=out.dtype)
     acc = phases.reshape(phases.size)
-    scales = np.empty((phase_count, most_terms), dtype=out.dtype)
+    shifts, scales = np.empty(most_terms, dtype=np.int64), np.empty(most_terms, dtype=out.dtype)
+    starts, stops = np.empty(most_terms, dtype=np.int64), np.empty(most_terms, dtype=np.int64)
     first_task, end_task = task_range(chunk, chunks, tasks)
     for task in range(first_task, end_task):
         start = (task % tiles) * tile
@@ -141,27 +153,20 @@ def _gather(y, w, groups, b_ptr, b_out, b_tap, ptr_b, tap_b, offset_b, ptr_c, ta
         ci = (task // (tiles * lead)) % in_channels
         n = task // (tiles * lead * in_channels)
         g, c = ci // cin_g, ci % cin_g
-        counts[:] = 0
-        for co in range(g * cout_g, (g + 1) * cout_g):
-            for e in range(b_ptr[ia], b_ptr[ia + 1]):
-                base = ((n * out_channels + co) * lead_y + b_out[e]) * plane + margin
-                kernel = w[co, c, b_tap[e]]
-                for rb in range(stride_b):
-                    for jb in range(ptr_b[rb], ptr_b[rb + 1]):
-                        lo, hi = row_clip(start, stop, width, -offset_b[jb], y_rows - offset_b[jb])
-                        for rc in range(stride_c):
-                            p = rb * stride_c + rc
-                            for jc in range(ptr_c[rc], ptr_c[rc + 1]):
-                                m = counts[p]
-                                shifts[p, m] = base + offset_b[jb] * width + offset_c[jc]
-                                scales[p, m] = kernel[tap_b[jb], tap_c[jc]]
-                                starts[p, m], stops[p, m] = lo, hi
-                                counts[p] = m + 1
         acc[:] = 0
-        for p in range(phase_count):
-            add_terms(acc, p * tile - start, source, shifts[p], scales[p], starts[p], stops[p],
-                      counts[p])
-        store_plane(phases, 0, start, stop - start, width, split_c, out[n, ci, ia])  # literal 0: folded
+        for p in range(stride_b * stride_c):
+            count = np.int64(0)  # not a literal (which would compile add_terms twice)
+            for co in range(g * cout_g, (g + 1) * cout_g):
+                kernel = w[co, c]
+                for e in range(b_ptr[ia], b_ptr[ia + 1]):
+                    base = ((n * out_channels + co) * lead_y + b_out[e]) * plane
+                    first_tap = b_tap[e] * plane_taps
+                    for t in range(phase_ptr[p], phase_ptr[p + 1]):
+                        shifts[count], scales[count] = base + tap_offset[t], kernel[first_tap + tap_index[t]]
+                        starts[count], stops[count] = max(start, tap_lo[t]), min(stop, tap_hi[t])
+                        count += 1
+            add_terms(acc, p * tile - start, source, shifts, scales, starts, stops, count)
+        store_plane(phases, np.int64(0), start, stop - start, width, split_c, out[n, ci, ia])
 
 
 def conv_transpose_gather(y: np.ndarray, weight: np.ndarray, geometry) -> np.ndarray:
@@ -178,10 +183,9 @@ def conv_transpose_gather(y: np.ndarray, weight: np.ndarray, geometry) -> np.nda
     tile, chunks = tiling(math.prod(out.shape[:3]), rows.split, plan.pad_width)
     most_terms = geometry.out_channels_per_group * plan.most_lead_entries * rows.most_phase_taps \
         * cols.most_phase_taps
-    run_chunks(_gather, chunks, pad_planes(plane_view(y, plan.out_spatial), plan), plane_weight(weight, plan),
-               geometry.groups, lead.back_ptr, lead.back_out, lead.back_tap, rows.phase_ptr,
-               rows.phase_tap, rows.phase_shift, cols.phase_ptr, cols.phase_tap, cols.phase_shift,
-               plan.pad_margin, most_terms, tile, out)
+    run_chunks(_gather, chunks, pad_planes(plane_view(y, plan.out_spatial), plan), _flat_weight(weight),
+               geometry.groups, lead.back_ptr, lead.back_out, lead.back_tap, *plan.transpose_taps,
+               rows.stride, cols.stride, most_terms, tile, out)
     return fold_planes(out, geometry, plan)
 
 

@@ -48,7 +48,7 @@ class CompileNotice(UserWarning):
     ``warnings.filterwarnings("ignore", category=CompileNotice)``."""
 
 
-_JIT_FLAGS = {"nopython": True, "cache": True, "nogil": True, "fastmath": False}
+_JIT_FLAGS = {"nopython": True, "cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
 
 
 class _Kernel:
@@ -61,8 +61,9 @@ class _Kernel:
     (``signatures``, ``overloads``, ...) is the dispatcher's.
     """
 
-    def __init__(self, function):
+    def __init__(self, function, flags=_JIT_FLAGS):
         self.py_func = function
+        self._flags = flags
         self._dispatcher = None
         functools.update_wrapper(self, function)
 
@@ -72,7 +73,7 @@ class _Kernel:
         if self._dispatcher is None:
             with _KERNEL_LOCK:
                 if self._dispatcher is None:
-                    self._dispatcher = _numba().jit(**_JIT_FLAGS)(self.py_func)
+                    self._dispatcher = _numba().jit(**self._flags)(self.py_func)
         return self._dispatcher
 
     def __call__(self, *args):
@@ -98,9 +99,22 @@ def _numba():
     return numba
 
 
-def jit(function):
-    """Compile ``function`` with the package's serial Numba flags, on its first call."""
-    return _Kernel(function)
+#: the flags of a helper inlined into the kernels that call it (Numba's ``inline="always"``)
+_INLINE_FLAGS = {**_JIT_FLAGS, "inline": "always"}
+
+
+def jit(function=None, *, inline: bool = False):
+    """Compile ``function`` with the package's serial Numba flags, on its first call.
+
+    With ``inline=True`` (``@jit(inline=True)``), for a helper of other
+    kernels: Numba inlines its body into each kernel that calls it before
+    typing, so it is not also compiled, wrapped and machine-coded as a function
+    of its own (the kernel's LLVM module would carry and re-optimise a copy
+    anyway). Calls from Python still compile it normally.
+    """
+    if function is None:
+        return functools.partial(jit, inline=inline)
+    return _Kernel(function, _INLINE_FLAGS if inline else _JIT_FLAGS)
 
 
 #: the worker threads of :func:`run_chunks`, created on first use
