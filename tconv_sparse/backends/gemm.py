@@ -1,0 +1,137 @@
+"""Shift-and-GEMM: sums of matrix products over shifted windows of flat planes, in BLAS.
+
+The GEMM paths of :mod:`~tconv_sparse.backends.im2col` store every channel's
+planes (of all the samples of a chunk) as one flat run of entries, with zero
+margins wide enough that every tap of the kernel is one flat shift. A tap is
+then one matrix product of the tap's ``(channels out, channels in)`` weight
+by a *window* of the planes: a strided view (one row per channel, the row
+stride being the channel stride) that BLAS reads in place through its
+leading dimension. The taps of one output accumulate through ``beta = 1``,
+so no column buffer (im2col) and no scatter-add (col2im) is ever written.
+
+The products call the ``?gemm`` of SciPy's BLAS (:mod:`scipy.linalg.cython_blas`,
+the LP64 OpenBLAS SciPy ships, one thread pool) through ``ctypes``, which
+releases the GIL; :mod:`scipy.linalg.blas` itself would copy every strided
+window into a Fortran-ordered array first.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+__all__ = ["gemm", "shifted_gemms"]
+
+_INT_MAX = 2**31 - 1
+_PROTOTYPE = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * 13))
+#: dtype character -> the ``?gemm`` of SciPy's BLAS, loaded on first use
+_ROUTINES = {}
+_CHARS = {np.dtype(np.float32): "s", np.dtype(np.float64): "d", np.dtype(np.complex64): "c",
+          np.dtype(np.complex128): "z"}
+_NO = ctypes.c_char_p(b"N")
+
+
+def _routine(dtype: np.dtype):
+    """The ``?gemm`` function pointer of SciPy's BLAS for ``dtype``."""
+    char = _CHARS[dtype]
+    if char not in _ROUTINES:
+        from scipy.linalg import cython_blas
+
+        capsule = cython_blas.__pyx_capi__[f"{char}gemm"]
+        get_name, get_pointer = ctypes.pythonapi.PyCapsule_GetName, ctypes.pythonapi.PyCapsule_GetPointer
+        get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+        get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+        _ROUTINES[char] = _PROTOTYPE(get_pointer(capsule, get_name(capsule)))
+    return _ROUTINES[char]
+
+
+def _leading(matrix: np.ndarray) -> int:
+    """Row stride of a row-major 2-D view in elements (BLAS's leading dimension), or -1 if the
+    view is not one BLAS can read in place."""
+    rows, cols = matrix.shape
+    if cols > 1 and matrix.strides[1] != matrix.itemsize:
+        return -1
+    stride, remainder = divmod(matrix.strides[0], matrix.itemsize)
+    if rows == 1:
+        return max(cols, 1)
+    return stride if remainder == 0 and stride >= max(cols, 1) else -1
+
+
+def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float) -> None:
+    """``c = a @ b + beta * c`` in place.
+
+    ``a``, ``b`` and ``c`` are 2-D views of one dtype (float32, float64,
+    complex64 or complex128) with unit column stride and any row stride (read
+    and written in place by BLAS); ``c`` must not overlap ``a`` or ``b``.
+    Views BLAS cannot address (or sizes past its 32-bit integers) go through
+    :func:`numpy.matmul` instead.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tconv_sparse.backends.gemm import gemm
+    >>> planes = np.arange(12.0).reshape(2, 6)
+    >>> c = np.ones((1, 4))
+    >>> gemm(np.array([[1.0, 2.0]]), planes[:, 1:5], c, beta=1.0)
+    >>> c.tolist()
+    [[14.0, 17.0, 20.0, 23.0]]
+    """
+    m, n = c.shape
+    k = a.shape[1]
+    if m == 0 or n == 0:
+        return
+    lda, ldb, ldc = _leading(a), _leading(b), _leading(c)
+    if min(lda, ldb, ldc) < 1 or max(m, n, k, lda, ldb, ldc) > _INT_MAX or c.dtype not in _CHARS:
+        product = np.matmul(a, b)
+        c[...] = product if beta == 0 else product + beta * c
+        return
+    if k == 0:
+        c[...] = 0 if beta == 0 else beta * c
+        return
+    # row-major c = a b is column-major c.T = b.T a.T: BLAS's (m, n) are our (n, m)
+    sizes = np.array([n, m, k, ldb, lda, ldc], dtype=np.intc)
+    scalars = np.array([1, beta], dtype=c.dtype)
+    pointer = sizes.ctypes.data
+    step = sizes.itemsize
+    _routine(c.dtype)(_NO, _NO, pointer, pointer + step, pointer + 2 * step,
+                      scalars.ctypes.data, b.ctypes.data, pointer + 3 * step, a.ctypes.data,
+                      pointer + 4 * step, scalars.ctypes.data + scalars.itemsize, c.ctypes.data,
+                      pointer + 5 * step)
+
+
+def shifted_gemms(target: np.ndarray, source: np.ndarray, weights: np.ndarray, terms, span: tuple,
+                  piece: int) -> None:
+    """``target[t, q, group g] = sum of source[s, q + shift, group g] @ weights[tap, g]`` over the
+    ``(s, tap, shift)`` terms of each target block ``t``.
+
+    Parameters
+    ----------
+    target : numpy.ndarray
+        ``(target blocks, length, channels out)``, channels last (unit stride).
+    source : numpy.ndarray
+        ``(source blocks, length, channels in)``, the same.
+    weights : numpy.ndarray
+        ``(taps, groups, channels in // groups, channels out // groups)``.
+    terms : sequence
+        Per target block: its ``(source block, tap, shift)`` terms; a block without terms is zero.
+    span : tuple of int
+        ``[first, last)``: the flat positions ``q`` computed; ``q + shift`` must stay inside
+        ``[0, length)`` for every term.
+    piece : int
+        Positions per pass: every term of a block runs over one piece before the next piece,
+        so that the piece of the target stays in cache while it accumulates.
+    """
+    first, last = span
+    groups, rows_in, rows_out = weights.shape[1:]
+    for start in range(first, last, piece):
+        stop = min(start + piece, last)
+        for block, block_terms in enumerate(terms):
+            out = target[block, start:stop]
+            if not block_terms:
+                out[...] = 0
+            for g in range(groups):
+                out_g = out[:, g * rows_out:(g + 1) * rows_out]
+                for index, (source_block, tap, shift) in enumerate(block_terms):
+                    gemm(source[source_block, start + shift:stop + shift, g * rows_in:(g + 1) * rows_in],
+                         weights[tap, g], out_g, 0.0 if index == 0 else 1.0)
