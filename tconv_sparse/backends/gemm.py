@@ -100,45 +100,38 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float) -> None:
                       pointer + 5 * step)
 
 
-def shifted_gemms(target: np.ndarray, source: np.ndarray, weights, terms, span: tuple, piece: int,
-                  channels: tuple) -> None:
-    """``target[t, q, columns] += source[s, q + shift, columns] @ weights[w][g]`` for every term
-    ``(s, shift, w, source phase, target phase)`` of every target block ``t`` and group ``g``.
+def shifted_gemms(target: np.ndarray, source: np.ndarray, weights: np.ndarray, terms, span: tuple,
+                  piece: int) -> None:
+    """``target[t, q, group g] = sum of source[s, q + shift, group g] @ weights[tap, g]`` over the
+    ``(s, tap, shift)`` terms of each target block ``t``.
 
     Parameters
     ----------
     target : numpy.ndarray
-        ``(target blocks, length, phases x channels out)``, channels last (unit stride); zeroed
-        over ``span`` first.
+        ``(target blocks, length, channels out)``, channels last (unit stride).
     source : numpy.ndarray
-        ``(source blocks, length, phases x channels in)``, the same.
-    weights : sequence of numpy.ndarray
-        ``(groups, rows, columns)`` matrices: the rows of one or more consecutive source phases
-        by the columns of one or more consecutive target phases.
+        ``(source blocks, length, channels in)``, the same.
+    weights : numpy.ndarray
+        ``(taps, groups, channels in // groups, channels out // groups)``.
     terms : sequence
-        Per target block: its terms. The columns of group ``g`` start at
-        ``phase * channels + g * (channels // groups)`` of their row (phases side by side
-        only when there is one group).
+        Per target block: its ``(source block, tap, shift)`` terms; a block without terms is zero.
     span : tuple of int
         ``[first, last)``: the flat positions ``q`` computed; ``q + shift`` must stay inside
         ``[0, length)`` for every term.
     piece : int
         Positions per pass: every term of a block runs over one piece before the next piece,
         so that the piece of the target stays in cache while it accumulates.
-    channels : tuple of int
-        ``(channels in, channels out)``.
     """
     first, last = span
-    (source_channels, target_channels), groups = channels, len(weights[0]) if weights else 1
-    source_g, target_g = source_channels // groups, target_channels // groups
+    groups, rows_in, rows_out = weights.shape[1:]
     for start in range(first, last, piece):
         stop = min(start + piece, last)
         for block, block_terms in enumerate(terms):
             out = target[block, start:stop]
-            out[...] = 0
-            for source_block, shift, w, source_phase, target_phase in block_terms:
-                window = source[source_block, start + shift:stop + shift]
-                for g, matrix in enumerate(weights[w]):
-                    a = source_phase * source_channels + g * source_g
-                    c = target_phase * target_channels + g * target_g
-                    gemm(window[:, a:a + matrix.shape[0]], matrix, out[:, c:c + matrix.shape[1]], 1.0)
+            if not block_terms:
+                out[...] = 0
+            for g in range(groups):
+                out_g = out[:, g * rows_out:(g + 1) * rows_out]
+                for index, (source_block, tap, shift) in enumerate(block_terms):
+                    gemm(source[source_block, start + shift:stop + shift, g * rows_in:(g + 1) * rows_in],
+                         weights[tap, g], out_g, 0.0 if index == 0 else 1.0)

@@ -60,14 +60,10 @@ class Layout:
 
     Attributes
     ----------
-    source_phases, target_phases : int
-        Phases stored side by side in the channels of a position of the data and of the results
-        (``s_b * s_c`` for the forward data and the transposed results, else 1).
+    source_blocks, target_blocks : int
+        Planes per sample and channel of the data and of the results.
     terms : tuple
-        Per target block (leading-axes row of the results): its terms for
-        :func:`~tconv_sparse.backends.gemm.shifted_gemms`.
-    stacks : tuple
-        The taps (``None`` for none) whose weights, side by side, make each term's matrix.
+        Per target block: its ``(source block, tap, flat shift)`` terms.
     """
 
     top: int
@@ -76,10 +72,9 @@ class Layout:
     width: int
     result_rows: int
     result_cols: int
-    source_phases: int
-    target_phases: int
+    source_blocks: int
+    target_blocks: int
     terms: tuple
-    stacks: tuple
 
     @property
     def plane(self) -> int:
@@ -99,114 +94,70 @@ def _axis(data: int, results: int, shifts) -> tuple[int, int]:
     return start, start + max(data, results + max(0, int(max(shifts))))
 
 
-#: phases of one shift that are merged into one GEMM when at most this many phases between them
-#: have no tap at that shift (their weight block is zero)
-_PHASE_GAP = 1
-
-
-def _phase_ranges(phases: list, groups: int) -> list:
-    """Consecutive runs of the sorted ``phases``: one GEMM each (phases side by side in the
-    channels need one group)."""
-    runs = []
-    for phase in phases:
-        if runs and groups == 1 and phase - runs[-1][-1] <= _PHASE_GAP + 1:
-            runs[-1].append(phase)
-        else:
-            runs.append([phase])
-    return runs
-
-
-def _block_terms(entries, groups, stacks, transposed) -> tuple:
-    """The terms of one target block from its ``(source block, shift, phase, tap)`` entries: the
-    entries of one source block and shift whose phases are close share one GEMM, with the
-    weight ``stacks[key]`` of their taps side by side (``None``: a zero block)."""
-    by_shift = {}
-    for source, shift, phase, tap in entries:
-        by_shift.setdefault((source, shift), {})[phase] = tap
+def _forward_terms(plan, width, kernel) -> tuple:
+    lead, rows, cols = plan.lead, plan.rows, plan.cols
+    _, k_rows, k_cols = kernel
     terms = []
-    for (source, shift), taps in by_shift.items():
-        for run in _phase_ranges(sorted(taps), groups):
-            key = tuple(taps.get(phase) for phase in range(run[0], run[-1] + 1))
-            index = stacks.setdefault(key, len(stacks))
-            terms.append((source, shift, index, 0, run[0]) if transposed else (source, shift, index, run[0], 0))
+    for oa in range(lead.output_size):
+        block = []
+        for ua in range(lead.row_ptr[oa], lead.row_ptr[oa + 1]):
+            ia = int(lead.col[ua])
+            for ta in lead.tap[lead.tap_ptr[ua]:lead.tap_ptr[ua + 1]]:
+                for tb in range(k_rows):
+                    for tc in range(k_cols):
+                        phases = (ia * rows.stride + int(rows.tap_phase[tb])) * cols.stride + int(cols.tap_phase[tc])
+                        block.append((phases, (int(ta) * k_rows + tb) * k_cols + tc,
+                                      int(rows.tap_shift[tb]) * width + int(cols.tap_shift[tc])))
+        terms.append(tuple(block))
     return tuple(terms)
 
 
-def _forward_entries(plan, width, kernel, oa):
+def _transpose_terms(plan, width, kernel) -> tuple:
     lead, rows, cols = plan.lead, plan.rows, plan.cols
     _, k_rows, k_cols = kernel
-    for ua in range(lead.row_ptr[oa], lead.row_ptr[oa + 1]):
-        for ta in lead.tap[lead.tap_ptr[ua]:lead.tap_ptr[ua + 1]]:
-            for tb in range(k_rows):
-                for tc in range(k_cols):
-                    yield ((int(lead.col[ua]), int(rows.tap_shift[tb]) * width + int(cols.tap_shift[tc])),
-                           int(rows.tap_phase[tb]) * cols.stride + int(cols.tap_phase[tc]),
-                           (int(ta) * k_rows + tb) * k_cols + tc)
-
-
-def _transpose_entries(plan, width, kernel, ia):
-    lead, rows, cols = plan.lead, plan.rows, plan.cols
-    _, k_rows, k_cols = kernel
-    for e in range(lead.back_ptr[ia], lead.back_ptr[ia + 1]):
+    terms = []
+    for ia in range(lead.input_size):
         for rb in range(rows.stride):
-            for jb in range(rows.phase_ptr[rb], rows.phase_ptr[rb + 1]):
-                for rc in range(cols.stride):
-                    for jc in range(cols.phase_ptr[rc], cols.phase_ptr[rc + 1]):
-                        tap = (int(lead.back_tap[e]) * k_rows + int(rows.phase_tap[jb])) * k_cols
-                        yield ((int(lead.back_out[e]), int(rows.phase_shift[jb]) * width + int(cols.phase_shift[jc])),
-                               rb * cols.stride + rc, tap + int(cols.phase_tap[jc]))
-
-
-def _terms(geometry, plan, width, transposed) -> tuple:
-    """``(terms per target block, weight stacks)`` of one direction."""
-    kernel = (math.prod(geometry.kernel_shape) // (plan.rows.kernel * plan.cols.kernel),
-              plan.rows.kernel, plan.cols.kernel)
-    entries, blocks = ((_transpose_entries, plan.lead.input_size) if transposed
-                       else (_forward_entries, plan.lead.output_size))
-    stacks = {}
-    terms = tuple(_block_terms(((source, shift, phase, tap) for (source, shift), phase, tap
-                                in entries(plan, width, kernel, block)), geometry.groups, stacks, transposed)
-                  for block in range(blocks))
-    return terms, tuple(stacks)
+            for rc in range(cols.stride):
+                block = []
+                for e in range(lead.back_ptr[ia], lead.back_ptr[ia + 1]):
+                    for jb in range(rows.phase_ptr[rb], rows.phase_ptr[rb + 1]):
+                        for jc in range(cols.phase_ptr[rc], cols.phase_ptr[rc + 1]):
+                            tap = (int(lead.back_tap[e]) * k_rows + int(rows.phase_tap[jb])) * k_cols
+                            block.append((int(lead.back_out[e]), tap + int(cols.phase_tap[jc]),
+                                          int(rows.phase_shift[jb]) * width + int(cols.phase_shift[jc])))
+                terms.append(tuple(block))
+    return tuple(terms)
 
 
 @functools.lru_cache(maxsize=64)
 def layout(geometry, transposed: bool) -> Layout:
     """The :class:`Layout` of ``geometry`` in one direction (cached)."""
     plan = plane_plan(geometry)
-    rows, cols = plan.rows, plan.cols
-    phases = rows.stride * cols.stride
+    lead, rows, cols = plan.lead, plan.rows, plan.cols
+    kernel = (math.prod(geometry.kernel_shape) // (rows.kernel * cols.kernel), rows.kernel, cols.kernel)
     if transposed:
         (top, height), (margin, width) = (_axis(axis.out_length, axis.split, axis.phase_shift)
                                           for axis in (rows, cols))
-        return Layout(top, margin, height, width, rows.split, cols.split, 1, phases,
-                      *_terms(geometry, plan, width, True))
+        terms = _transpose_terms(plan, width, kernel)
+        return Layout(top, margin, height, width, rows.split, cols.split, lead.output_size, len(terms), terms)
     (top, height), (margin, width) = (_axis(axis.split, axis.out_length, axis.tap_shift) for axis in (rows, cols))
-    return Layout(top, margin, height, width, rows.out_length, cols.out_length, phases, 1,
-                  *_terms(geometry, plan, width, False))
-
-
-def _blocks(geometry, transposed: bool) -> tuple[int, int]:
-    """``(source, target)`` leading-axes rows."""
-    lead = plane_plan(geometry).lead
-    return (lead.output_size, lead.input_size) if transposed else (lead.input_size, lead.output_size)
+    terms = _forward_terms(plan, width, kernel)
+    return Layout(top, margin, height, width, rows.out_length, cols.out_length,
+                  lead.input_size * rows.stride * cols.stride, len(terms), terms)
 
 
 def sample_bytes(geometry, transposed: bool, itemsize: int) -> int:
     """Bytes of the source and target planes of one sample."""
     plan = layout(geometry, transposed)
-    source, target = _blocks(geometry, transposed)
-    channels = ((geometry.out_channels, geometry.in_channels) if transposed
-                else (geometry.in_channels, geometry.out_channels))
-    return ((source * plan.source_phases * channels[0] + target * plan.target_phases * channels[1])
-            * plan.plane * itemsize)
+    source, target = ((geometry.out_channels, geometry.in_channels) if transposed
+                      else (geometry.in_channels, geometry.out_channels))
+    return (plan.source_blocks * source + plan.target_blocks * target) * plan.plane * itemsize
 
 
-def weight_bytes(geometry, transposed: bool, itemsize: int) -> int:
-    """Bytes of the weight in the tap-major layout and of the stacks of several taps."""
-    taps = math.prod(geometry.kernel_shape) + sum(len(key) for key in layout(geometry, transposed).stacks
-                                                  if len(key) > 1)
-    return taps * geometry.out_channels * geometry.in_channels_per_group * itemsize
+def weight_bytes(geometry, itemsize: int) -> int:
+    """Bytes of the weight in the tap-major layout of the GEMMs."""
+    return geometry.out_channels * geometry.in_channels_per_group * math.prod(geometry.kernel_shape) * itemsize
 
 
 def chunk_samples(batch: int, per_sample: int, budget: int) -> int:
@@ -215,79 +166,78 @@ def chunk_samples(batch: int, per_sample: int, budget: int) -> int:
 
 
 @jit
-def _to_planes(x, top, margin, out, chunk, chunks):
-    """``out[a, n, top + j_b, margin + j_c, p_b, p_c, c] = x[n, c, a, j_b*s_b + p_b, j_c*s_c + p_c]``,
-    zero elsewhere; ``out`` is ``(lead, N, rows, width, s_b, s_c, C)``."""
+def _to_planes(x, top, margin, stride_b, stride_c, out, chunk, chunks):
+    """``out[a, p_b, p_c, n, top + j_b, margin + j_c, c] = x[n, c, a, j_b*s_b + p_b, j_c*s_c + p_c]``,
+    zero elsewhere; ``out`` is ``(lead, s_b, s_c, N, rows, width, C)``."""
     batch, channels, lead, length_b, length_c = x.shape
-    rows, width, stride_b, stride_c = out.shape[2], out.shape[3], out.shape[4], out.shape[5]
-    first, last = task_range(chunk, chunks, lead * batch * rows)
+    rows, width = out.shape[4], out.shape[5]
+    first, last = task_range(chunk, chunks, lead * stride_b * stride_c * batch)
     for task in range(first, last):
-        a, n, j = task // (batch * rows), (task // rows) % batch, task % rows
-        plane_row = out[a, n, j]
-        plane_row[...] = 0
-        for pb in range(stride_b):
+        a, pb = task // (stride_b * stride_c * batch), (task // (stride_c * batch)) % stride_b
+        pc, n = (task // batch) % stride_c, task % batch
+        plane = out[a, pb, pc, n]
+        valid_c = min(max((length_c - pc + stride_c - 1) // stride_c, 0), width - margin)
+        for j in range(rows):
+            target = plane[j]
             ib = (j - top) * stride_b + pb
-            if j >= top and ib < length_b:
-                target = plane_row[:, pb]
-                for c in range(channels):
-                    source = x[n, c, a, ib]
-                    for pc in range(stride_c):
-                        for jc in range((length_c - pc + stride_c - 1) // stride_c):
-                            target[margin + jc, pc, c] = source[jc * stride_c + pc]
+            if j < top or ib >= length_b:
+                target[:, :] = 0
+                continue
+            target[:margin, :] = 0
+            target[margin + valid_c:, :] = 0
+            for c in range(channels):
+                source = x[n, c, a, ib]
+                for jc in range(valid_c):
+                    target[margin + jc, c] = source[jc * stride_c + pc]
 
 
 @jit
 def _from_planes(planes, top, margin, out, chunk, chunks):
-    """``out[n, c, a, b, j] = planes[a, n, top + b // s_b, margin + j // s_c, b % s_b, j % s_c, c]``;
-    ``planes`` is ``(lead, N, rows, width, s_b, s_c, C)``."""
+    """``out[n, c, a, b, j] = planes[a, b % s_b, j % s_c, n, top + b // s_b, margin + j // s_c, c]``;
+    ``planes`` is ``(lead, s_b, s_c, N, rows, width, C)``."""
     batch, channels, lead, length_b, length_c = out.shape
-    width, stride_b, stride_c = planes.shape[3], planes.shape[4], planes.shape[5]
+    stride_b, stride_c = planes.shape[1], planes.shape[2]
     first, last = task_range(chunk, chunks, batch * lead * length_b)
     for task in range(first, last):
         n, a, b = task // (lead * length_b), (task // length_b) % lead, task % length_b
-        source = planes[a, n, top + b // stride_b, :, b % stride_b]
-        for c in range(channels):
-            target = out[n, c, a, b]
-            for pc in range(stride_c):
-                for jc in range((length_c - pc + stride_c - 1) // stride_c):
-                    target[jc * stride_c + pc] = source[margin + jc, pc, c]
+        for pc in range(stride_c):
+            source = planes[a, b % stride_b, pc, n, top + b // stride_b]
+            count = (length_c - pc + stride_c - 1) // stride_c
+            for c in range(channels):
+                target = out[n, c, a, b]
+                for jc in range(count):
+                    target[jc * stride_c + pc] = source[margin + jc, c]
 
 
-def _stacked_weights(weight, geometry, transposed) -> list:
-    """Per weight stack of the layout, ``(groups, rows, columns)``: the taps' ``(channels in,
-    channels out)`` matrices (per group) on top of each other (forward) or side by side."""
-    groups, stacks = geometry.groups, layout(geometry, transposed).stacks
+def _tap_weights(weight, geometry, transposed):
+    """``(taps, groups, rows in, rows out)``: the GEMM operand of every tap and group."""
+    groups = geometry.groups
     w = weight.reshape(groups, geometry.out_channels_per_group, geometry.in_channels_per_group, -1)
-    taps = np.ascontiguousarray(w.transpose(3, 0, 1, 2) if transposed else w.transpose(3, 0, 2, 1))
-    zeros = np.zeros_like(taps[0])
-    if transposed:
-        return [taps[key[0]] if len(key) == 1 else np.concatenate(
-            [zeros if t is None else taps[t] for t in key], axis=2) for key in stacks]
-    return [taps[key[0]] if len(key) == 1 else np.concatenate(
-        [zeros if t is None else taps[t] for t in key], axis=1) for key in stacks]
+    return np.ascontiguousarray(w.transpose(3, 0, 1, 2) if transposed else w.transpose(3, 0, 2, 1))
 
 
 def _run(data, weight, geometry, transposed, out):
     """Every chunk of samples: ``data`` into planes, the GEMMs, the results into ``out``."""
     plan, shape = layout(geometry, transposed), plane_plan(geometry)
-    strides = (shape.rows.stride, shape.cols.stride)
-    source_blocks, target_blocks = _blocks(geometry, transposed)
-    source_strides, target_strides = ((1, 1), strides) if transposed else (strides, (1, 1))
-    weights = _stacked_weights(weight, geometry, transposed)
-    channels = (data.shape[1], out.shape[1])
-    piece = max(plan.width, PIECE_BYTES // (plan.target_phases * channels[1] * data.itemsize))
+    lead, rows, cols = shape.lead, shape.rows, shape.cols
+    strides = (rows.stride, cols.stride)
+    source_shape = ((lead.output_size, 1, 1) if transposed else (lead.input_size, *strides))
+    target_shape = ((lead.input_size, *strides) if transposed else (lead.output_size, 1, 1))
+    weights = _tap_weights(weight, geometry, transposed)
+    source_channels, target_channels = data.shape[1], out.shape[1]
+    piece = max(plan.width, PIECE_BYTES // (target_channels * data.itemsize))
     samples = chunk_samples(data.shape[0], sample_bytes(geometry, transposed, data.itemsize),
-                            chunk_budget(out.nbytes + weight_bytes(geometry, transposed, data.itemsize)))
+                            chunk_budget(out.nbytes + weights.nbytes))
     for start in range(0, data.shape[0], samples):
         stop = min(start + samples, data.shape[0])
         n = stop - start
-        source = np.empty((source_blocks, n, plan.rows, plan.width, *source_strides, channels[0]), dtype=data.dtype)
-        run_chunks(_to_planes, chunk_count(source_blocks * n * plan.rows), data[start:stop], plan.top,
-                   plan.margin, source)
-        target = np.empty((target_blocks, n, plan.rows, plan.width, *target_strides, channels[1]), dtype=data.dtype)
-        shifted_gemms(target.reshape(target_blocks, n * plan.plane, -1),
-                      source.reshape(source_blocks, n * plan.plane, -1),
-                      weights, plan.terms, plan.span(n), piece, channels)
+        source = np.empty((*source_shape, n, plan.rows, plan.width, source_channels), dtype=data.dtype)
+        run_chunks(_to_planes, chunk_count(math.prod(source.shape[:4])), data[start:stop], plan.top,
+                   plan.margin, *source_shape[1:], source)
+        target = np.empty((*target_shape, n, plan.rows, plan.width, target_channels), dtype=data.dtype)
+        shifted_gemms(target.reshape(plan.target_blocks, n * plan.plane, target_channels),
+                      source.reshape(plan.source_blocks, n * plan.plane, source_channels),
+                      weights, plan.terms, plan.span(n), piece)
         del source
         run_chunks(_from_planes, chunk_count(n * out.shape[2] * out.shape[3]), target, plan.top, plan.margin,
                    out[start:stop])

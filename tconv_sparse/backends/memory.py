@@ -81,7 +81,7 @@ def _im2col(geometry, batch, dtype, transposed) -> int:
     """Per chunk of samples the source and target planes; the tap-major weight; the explicit
     padding (forward) or the output planes before the fold (transposed)."""
     plan = plane_plan(geometry)
-    weights = im2col.weight_bytes(geometry, transposed, dtype.itemsize)
+    weights = im2col.weight_bytes(geometry, dtype.itemsize)
     per_sample = im2col.sample_bytes(geometry, transposed, dtype.itemsize)
     if transposed:
         fixed = _planes_out(geometry, plan, batch, dtype)
