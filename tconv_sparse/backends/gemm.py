@@ -100,10 +100,13 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float) -> None:
                       pointer + 5 * step)
 
 
-def shifted_gemms(target: np.ndarray, source: np.ndarray, weights: np.ndarray, terms, span: tuple,
-                  piece: int) -> None:
+def shifted_gemms(target: np.ndarray, source: np.ndarray, weights: np.ndarray, terms, span: tuple) -> None:
     """``target[t, q, group g] = sum of source[s, q + shift, group g] @ weights[tap, g]`` over the
     ``(s, tap, shift)`` terms of each target block ``t``.
+
+    Each term is one GEMM over the whole span (BLAS blocks it for the caches
+    itself: splitting the span into cache-sized pieces measured slower, the
+    packing and the thread start-up of every call then costing more).
 
     Parameters
     ----------
@@ -118,20 +121,15 @@ def shifted_gemms(target: np.ndarray, source: np.ndarray, weights: np.ndarray, t
     span : tuple of int
         ``[first, last)``: the flat positions ``q`` computed; ``q + shift`` must stay inside
         ``[0, length)`` for every term.
-    piece : int
-        Positions per pass: every term of a block runs over one piece before the next piece,
-        so that the piece of the target stays in cache while it accumulates.
     """
     first, last = span
     groups, rows_in, rows_out = weights.shape[1:]
-    for start in range(first, last, piece):
-        stop = min(start + piece, last)
-        for block, block_terms in enumerate(terms):
-            out = target[block, start:stop]
-            if not block_terms:
-                out[...] = 0
-            for g in range(groups):
-                out_g = out[:, g * rows_out:(g + 1) * rows_out]
-                for index, (source_block, tap, shift) in enumerate(block_terms):
-                    gemm(source[source_block, start + shift:stop + shift, g * rows_in:(g + 1) * rows_in],
-                         weights[tap, g], out_g, 0.0 if index == 0 else 1.0)
+    for block, block_terms in enumerate(terms):
+        out = target[block, first:last]
+        if not block_terms:
+            out[...] = 0
+        for g in range(groups):
+            out_g = out[:, g * rows_out:(g + 1) * rows_out]
+            for index, (source_block, tap, shift) in enumerate(block_terms):
+                gemm(source[source_block, first + shift:last + shift, g * rows_in:(g + 1) * rows_in],
+                     weights[tap, g], out_g, 0.0 if index == 0 else 1.0)

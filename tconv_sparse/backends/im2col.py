@@ -37,10 +37,6 @@ from tconv_sparse.backends.gemm import shifted_gemms
 __all__ = ["conv", "conv_transpose", "chunk_budget", "Layout", "layout", "chunk_samples",
            "sample_bytes", "weight_bytes"]
 
-#: bytes of the target planes one pass of the GEMMs accumulates into (kept in the L2 cache)
-PIECE_BYTES = 2**18
-
-
 def chunk_budget(committed: int) -> int:
     """Bytes one chunk may take: :data:`~tconv_sparse.core.config.WORK_CHUNK_BYTES`, or less if
     the memory limit leaves less beside ``committed`` bytes (the output and the fixed buffers)."""
@@ -165,36 +161,51 @@ def chunk_samples(batch: int, per_sample: int, budget: int) -> int:
     return max(1, min(batch, budget // max(per_sample, 1)))
 
 
+#: channels moved together by the layout passes: one contiguous run of the channels-last
+#: planes per position, read from (or written to) that many rows of the channels-first data
+_CHANNEL_BLOCK = 16
+
+
 @jit
-def _to_planes(x, top, margin, stride_b, stride_c, out, chunk, chunks):
+def _to_planes(x, top, margin, out, chunk, chunks):
     """``out[a, p_b, p_c, n, top + j_b, margin + j_c, c] = x[n, c, a, j_b*s_b + p_b, j_c*s_c + p_c]``,
-    zero elsewhere; ``out`` is ``(lead, s_b, s_c, N, rows, width, C)``."""
+    zero elsewhere; ``out`` is ``(lead, s_b, s_c, N, rows, width, C)``.
+
+    A task is one plane row of every phase: each input row is read once, and
+    the rows it is transposed into (``width x C`` each) stay in the L1 cache.
+    """
     batch, channels, lead, length_b, length_c = x.shape
-    rows, width = out.shape[4], out.shape[5]
-    first, last = task_range(chunk, chunks, lead * stride_b * stride_c * batch)
+    stride_b, stride_c, rows, width = out.shape[1], out.shape[2], out.shape[4], out.shape[5]
+    first, last = task_range(chunk, chunks, lead * batch * rows)
     for task in range(first, last):
-        a, pb = task // (stride_b * stride_c * batch), (task // (stride_c * batch)) % stride_b
-        pc, n = (task // batch) % stride_c, task % batch
-        plane = out[a, pb, pc, n]
-        valid_c = min(max((length_c - pc + stride_c - 1) // stride_c, 0), width - margin)
-        for j in range(rows):
-            target = plane[j]
+        a, n, j = task // (batch * rows), (task // rows) % batch, task % rows
+        for pb in range(stride_b):
             ib = (j - top) * stride_b + pb
-            if j < top or ib >= length_b:
-                target[:, :] = 0
-                continue
-            target[:margin, :] = 0
-            target[margin + valid_c:, :] = 0
-            for c in range(channels):
-                source = x[n, c, a, ib]
-                for jc in range(valid_c):
-                    target[margin + jc, c] = source[jc * stride_c + pc]
+            valid = top <= j and ib < length_b
+            for pc in range(stride_c):
+                target = out[a, pb, pc, n, j]
+                count = (length_c - pc + stride_c - 1) // stride_c if valid else 0
+                target[:margin] = 0
+                target[margin + count:] = 0
+                if count == 0:
+                    continue
+                for c0 in range(0, channels, _CHANNEL_BLOCK):
+                    block = min(_CHANNEL_BLOCK, channels - c0)
+                    source = x[n, c0:c0 + block, a, ib]
+                    for jc in range(count):
+                        row, column = target[margin + jc, c0:c0 + block], np.uint64(jc * stride_c + pc)
+                        for cc in range(np.uint64(block)):
+                            row[cc] = source[cc, column]
 
 
 @jit
 def _from_planes(planes, top, margin, out, chunk, chunks):
     """``out[n, c, a, b, j] = planes[a, b % s_b, j % s_c, n, top + b // s_b, margin + j // s_c, c]``;
-    ``planes`` is ``(lead, s_b, s_c, N, rows, width, C)``."""
+    ``planes`` is ``(lead, s_b, s_c, N, rows, width, C)``.
+
+    A task is one output row of every channel: the plane rows of its phases
+    (``width x C`` each) stay in the L1 cache while they are read.
+    """
     batch, channels, lead, length_b, length_c = out.shape
     stride_b, stride_c = planes.shape[1], planes.shape[2]
     first, last = task_range(chunk, chunks, batch * lead * length_b)
@@ -225,19 +236,18 @@ def _run(data, weight, geometry, transposed, out):
     target_shape = ((lead.input_size, *strides) if transposed else (lead.output_size, 1, 1))
     weights = _tap_weights(weight, geometry, transposed)
     source_channels, target_channels = data.shape[1], out.shape[1]
-    piece = max(plan.width, PIECE_BYTES // (target_channels * data.itemsize))
     samples = chunk_samples(data.shape[0], sample_bytes(geometry, transposed, data.itemsize),
                             chunk_budget(out.nbytes + weights.nbytes))
     for start in range(0, data.shape[0], samples):
         stop = min(start + samples, data.shape[0])
         n = stop - start
         source = np.empty((*source_shape, n, plan.rows, plan.width, source_channels), dtype=data.dtype)
-        run_chunks(_to_planes, chunk_count(math.prod(source.shape[:4])), data[start:stop], plan.top,
-                   plan.margin, *source_shape[1:], source)
+        run_chunks(_to_planes, chunk_count(source_shape[0] * n * plan.rows), data[start:stop], plan.top,
+                   plan.margin, source)
         target = np.empty((*target_shape, n, plan.rows, plan.width, target_channels), dtype=data.dtype)
         shifted_gemms(target.reshape(plan.target_blocks, n * plan.plane, target_channels),
                       source.reshape(plan.source_blocks, n * plan.plane, source_channels),
-                      weights, plan.terms, plan.span(n), piece)
+                      weights, plan.terms, plan.span(n))
         del source
         run_chunks(_from_planes, chunk_count(n * out.shape[2] * out.shape[3]), target, plan.top, plan.margin,
                    out[start:stop])
