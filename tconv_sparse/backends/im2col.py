@@ -34,8 +34,8 @@ from tconv_sparse.backends._numpy_ops import chunk_budget as _numpy_chunk_budget
 from tconv_sparse.backends._polyphase import fold_planes, plane_plan, plane_view
 from tconv_sparse.backends.gemm import shifted_gemms
 
-__all__ = ["conv", "conv_transpose", "chunk_budget", "Layout", "layout", "chunk_samples",
-           "sample_bytes", "weight_bytes"]
+__all__ = ["conv", "conv_transpose", "chunk_budget", "Layout", "layout", "chunk_sizes", "row_bytes",
+           "weight_bytes"]
 
 def chunk_budget(committed: int) -> int:
     """Bytes one chunk may take: :data:`~tconv_sparse.core.config.WORK_CHUNK_BYTES`, or less if
@@ -47,12 +47,13 @@ def chunk_budget(committed: int) -> int:
 class Layout:
     """The channels-last planes of one direction.
 
-    A plane is ``rows x width`` positions; its data (the input of the
-    direction, phase-split for the forward convolution) starts at row ``top``
-    and column ``margin``, and so do its results (forward outputs, or the
-    entries of one output phase of the transposed convolution), whose
-    ``result_rows x result_cols`` positions read the data through the flat
-    shifts of the terms without leaving the plane.
+    A chunk holds the planes of some samples for some rows of results: a
+    plane is ``rows x width`` positions, ``rows = top + results + below``; its
+    data (the input of the direction, phase-split for the forward
+    convolution) starts at row ``top`` and column ``margin``, and so do its
+    results (forward outputs, or the entries of one output phase of the
+    transposed convolution, ``result_rows x result_cols`` in all), which read
+    the data through the flat shifts of the terms without leaving the plane.
 
     Attributes
     ----------
@@ -63,8 +64,8 @@ class Layout:
     """
 
     top: int
+    below: int
     margin: int
-    rows: int
     width: int
     result_rows: int
     result_cols: int
@@ -72,22 +73,23 @@ class Layout:
     target_blocks: int
     terms: tuple
 
-    @property
-    def plane(self) -> int:
-        """Positions per plane."""
-        return self.rows * self.width
+    def rows(self, results: int) -> int:
+        """Rows of a plane holding ``results`` rows of results."""
+        return self.top + results + self.below
 
-    def span(self, samples: int) -> tuple[int, int]:
-        """``[first, last)``: the flat positions from the first result to the last of ``samples``."""
+    def span(self, samples: int, results: int) -> tuple[int, int]:
+        """``[first, last)``: the flat positions from the first result to the last of a chunk."""
         first = self.top * self.width + self.margin
-        return first, (samples - 1) * self.plane + first + (self.result_rows - 1) * self.width + self.result_cols
+        return first, ((samples - 1) * self.rows(results) * self.width + first + (results - 1) * self.width
+                       + self.result_cols)
 
 
-def _axis(data: int, results: int, shifts) -> tuple[int, int]:
-    """``(start, size)`` of an axis whose results ``q < results`` read data ``q + shift`` (data
-    ``j < data`` at ``start + j``, results at ``start + q``; reads outside the data hit zeros)."""
-    start = max(0, -int(min(shifts)))
-    return start, start + max(data, results + max(0, int(max(shifts))))
+def _axis(data: int, results: int, shifts) -> tuple[int, int, int]:
+    """``(start, size, below)`` of an axis whose results ``q < results`` read data ``q + shift``
+    (data ``j < data`` at ``start + j``, results at ``start + q``; reads outside the data hit
+    zeros); ``below`` is the room needed after the results."""
+    start, below = max(0, -int(min(shifts))), max(0, int(max(shifts)))
+    return start, start + max(data, results + below), below
 
 
 def _forward_terms(plan, width, kernel) -> tuple:
@@ -133,22 +135,23 @@ def layout(geometry, transposed: bool) -> Layout:
     lead, rows, cols = plan.lead, plan.rows, plan.cols
     kernel = (math.prod(geometry.kernel_shape) // (rows.kernel * cols.kernel), rows.kernel, cols.kernel)
     if transposed:
-        (top, height), (margin, width) = (_axis(axis.out_length, axis.split, axis.phase_shift)
-                                          for axis in (rows, cols))
+        (top, _, below), (margin, width, _) = (_axis(axis.out_length, axis.split, axis.phase_shift)
+                                               for axis in (rows, cols))
         terms = _transpose_terms(plan, width, kernel)
-        return Layout(top, margin, height, width, rows.split, cols.split, lead.output_size, len(terms), terms)
-    (top, height), (margin, width) = (_axis(axis.split, axis.out_length, axis.tap_shift) for axis in (rows, cols))
+        return Layout(top, below, margin, width, rows.split, cols.split, lead.output_size, len(terms), terms)
+    (top, _, below), (margin, width, _) = (_axis(axis.split, axis.out_length, axis.tap_shift)
+                                           for axis in (rows, cols))
     terms = _forward_terms(plan, width, kernel)
-    return Layout(top, margin, height, width, rows.out_length, cols.out_length,
+    return Layout(top, below, margin, width, rows.out_length, cols.out_length,
                   lead.input_size * rows.stride * cols.stride, len(terms), terms)
 
 
-def sample_bytes(geometry, transposed: bool, itemsize: int) -> int:
-    """Bytes of the source and target planes of one sample."""
+def row_bytes(geometry, transposed: bool, itemsize: int) -> int:
+    """Bytes of one plane row of the source and target planes of one sample."""
     plan = layout(geometry, transposed)
     source, target = ((geometry.out_channels, geometry.in_channels) if transposed
                       else (geometry.in_channels, geometry.out_channels))
-    return (plan.source_blocks * source + plan.target_blocks * target) * plan.plane * itemsize
+    return (plan.source_blocks * source + plan.target_blocks * target) * plan.width * itemsize
 
 
 def weight_bytes(geometry, itemsize: int) -> int:
@@ -156,9 +159,22 @@ def weight_bytes(geometry, itemsize: int) -> int:
     return geometry.out_channels * geometry.in_channels_per_group * math.prod(geometry.kernel_shape) * itemsize
 
 
-def chunk_samples(batch: int, per_sample: int, budget: int) -> int:
-    """Samples per chunk: as many as fit ``budget`` (at least one)."""
-    return max(1, min(batch, budget // max(per_sample, 1)))
+def chunk_sizes(geometry, transposed: bool, batch: int, itemsize: int, budget: int) -> tuple[int, int]:
+    """``(samples, rows of results)`` per chunk: whole samples while one fits ``budget``, else
+    rows of results of one sample (at least one)."""
+    plan, per_row = layout(geometry, transposed), row_bytes(geometry, transposed, itemsize)
+    sample = per_row * plan.rows(plan.result_rows)
+    if sample <= budget:
+        return max(1, min(batch, budget // sample)), plan.result_rows
+    return 1, max(1, min(plan.result_rows, budget // per_row - plan.top - plan.below))
+
+
+def _chunks(batch, results, sizes):
+    """``(first sample, end sample, first row, end row)`` of every chunk."""
+    samples, rows = sizes
+    for start in range(0, batch, samples):
+        for first in range(0, results, rows):
+            yield start, min(start + samples, batch), first, min(first + rows, results)
 
 
 #: channels moved together by the layout passes: one contiguous run of the channels-last
@@ -167,9 +183,9 @@ _CHANNEL_BLOCK = 16
 
 
 @jit
-def _to_planes(x, top, margin, out, chunk, chunks):
-    """``out[a, p_b, p_c, n, top + j_b, margin + j_c, c] = x[n, c, a, j_b*s_b + p_b, j_c*s_c + p_c]``,
-    zero elsewhere; ``out`` is ``(lead, s_b, s_c, N, rows, width, C)``.
+def _to_planes(x, top, first_row, margin, out, chunk, chunks):
+    """``out[a, p_b, p_c, n, top + j_b, margin + j_c, c] = x[n, c, a, (first_row + j_b)*s_b + p_b,
+    j_c*s_c + p_c]``, zero elsewhere; ``out`` is ``(lead, s_b, s_c, N, rows, width, C)``.
 
     A task is one plane row of every phase: each input row is read once, and
     the rows it is transposed into (``width x C`` each) stay in the L1 cache.
@@ -180,8 +196,8 @@ def _to_planes(x, top, margin, out, chunk, chunks):
     for task in range(first, last):
         a, n, j = task // (batch * rows), (task // rows) % batch, task % rows
         for pb in range(stride_b):
-            ib = (j - top) * stride_b + pb
-            valid = top <= j and ib < length_b
+            ib = (j - top + first_row) * stride_b + pb
+            valid = 0 <= ib < length_b
             for pc in range(stride_c):
                 target = out[a, pb, pc, n, j]
                 count = (length_c - pc + stride_c - 1) // stride_c if valid else 0
@@ -228,29 +244,30 @@ def _tap_weights(weight, geometry, transposed):
 
 
 def _run(data, weight, geometry, transposed, out):
-    """Every chunk of samples: ``data`` into planes, the GEMMs, the results into ``out``."""
+    """Every chunk: ``data`` into planes, the GEMMs, the results into ``out``."""
     plan, shape = layout(geometry, transposed), plane_plan(geometry)
     lead, rows, cols = shape.lead, shape.rows, shape.cols
     strides = (rows.stride, cols.stride)
     source_shape = ((lead.output_size, 1, 1) if transposed else (lead.input_size, *strides))
     target_shape = ((lead.input_size, *strides) if transposed else (lead.output_size, 1, 1))
+    step = rows.stride if transposed else 1  # output rows per row of results
     weights = _tap_weights(weight, geometry, transposed)
-    source_channels, target_channels = data.shape[1], out.shape[1]
-    samples = chunk_samples(data.shape[0], sample_bytes(geometry, transposed, data.itemsize),
-                            chunk_budget(out.nbytes + weights.nbytes))
-    for start in range(0, data.shape[0], samples):
-        stop = min(start + samples, data.shape[0])
-        n = stop - start
-        source = np.empty((*source_shape, n, plan.rows, plan.width, source_channels), dtype=data.dtype)
-        run_chunks(_to_planes, chunk_count(source_shape[0] * n * plan.rows), data[start:stop], plan.top,
+    sizes = chunk_sizes(geometry, transposed, data.shape[0], data.itemsize,
+                        chunk_budget(out.nbytes + weights.nbytes))
+    for start, stop, first, last in _chunks(data.shape[0], plan.result_rows, sizes):
+        n, results = stop - start, last - first
+        height = plan.rows(results)
+        source = np.empty((*source_shape, n, height, plan.width, data.shape[1]), dtype=data.dtype)
+        run_chunks(_to_planes, chunk_count(source_shape[0] * n * height), data[start:stop], plan.top, first,
                    plan.margin, source)
-        target = np.empty((*target_shape, n, plan.rows, plan.width, target_channels), dtype=data.dtype)
-        shifted_gemms(target.reshape(plan.target_blocks, n * plan.plane, target_channels),
-                      source.reshape(plan.source_blocks, n * plan.plane, source_channels),
-                      weights, plan.terms, plan.span(n))
+        target = np.empty((*target_shape, n, height, plan.width, out.shape[1]), dtype=data.dtype)
+        shifted_gemms(target.reshape(plan.target_blocks, n * height * plan.width, out.shape[1]),
+                      source.reshape(plan.source_blocks, n * height * plan.width, data.shape[1]),
+                      weights, plan.terms, plan.span(n, results))
         del source
-        run_chunks(_from_planes, chunk_count(n * out.shape[2] * out.shape[3]), target, plan.top, plan.margin,
-                   out[start:stop])
+        part = out[start:stop, :, :, first * step:last * step]
+        run_chunks(_from_planes, chunk_count(n * part.shape[2] * part.shape[3]), target, plan.top, plan.margin,
+                   part)
         del target
     return out
 

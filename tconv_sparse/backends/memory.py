@@ -78,11 +78,10 @@ def _direct(geometry, batch, dtype) -> int:
 
 
 def _im2col(geometry, batch, dtype, transposed) -> int:
-    """Per chunk of samples the source and target planes; the tap-major weight; the explicit
-    padding (forward) or the output planes before the fold (transposed)."""
+    """Per chunk the source and target planes; the tap-major weight; the explicit padding
+    (forward) or the output planes before the fold (transposed)."""
     plan = plane_plan(geometry)
     weights = im2col.weight_bytes(geometry, dtype.itemsize)
-    per_sample = im2col.sample_bytes(geometry, transposed, dtype.itemsize)
     if transposed:
         fixed = _planes_out(geometry, plan, batch, dtype)
         committed = (batch * geometry.in_channels * plan.lead.input_size * plan.rows.length
@@ -90,8 +89,11 @@ def _im2col(geometry, batch, dtype, transposed) -> int:
     else:
         fixed = _padding(geometry, plan, batch, geometry.in_channels, dtype)
         committed = output_bytes(geometry, batch, dtype, False)
-    samples = im2col.chunk_samples(batch, per_sample, im2col.chunk_budget(committed + weights))
-    return _lead(plan) + fixed + weights + samples * per_sample
+    samples, rows = im2col.chunk_sizes(geometry, transposed, batch, dtype.itemsize,
+                                       im2col.chunk_budget(committed + weights))
+    chunk = samples * im2col.layout(geometry, transposed).rows(rows) * im2col.row_bytes(
+        geometry, transposed, dtype.itemsize)
+    return _lead(plan) + fixed + weights + chunk
 
 
 def _planes_out(geometry, plan, batch, dtype) -> int:
