@@ -179,7 +179,7 @@ def _chunks(batch, results, sizes):
 
 #: channels moved together by the layout passes: one contiguous run of the channels-last
 #: planes per position, read from (or written to) that many rows of the channels-first data
-_CHANNEL_BLOCK = 16
+_CHANNEL_BLOCK = 8
 
 
 @jit
