@@ -1,18 +1,19 @@
 """Shift-and-GEMM: sums of matrix products over shifted windows of flat planes, in BLAS.
 
-The GEMM paths of :mod:`~tconv_sparse.backends.im2col` store every channel's
-planes (of all the samples of a chunk) as one flat run of entries, with zero
-margins wide enough that every tap of the kernel is one flat shift. A tap is
-then one matrix product of the tap's ``(channels out, channels in)`` weight
-by a *window* of the planes: a strided view (one row per channel, the row
-stride being the channel stride) that BLAS reads in place through its
-leading dimension. The taps of one output accumulate through ``beta = 1``,
-so no column buffer (im2col) and no scatter-add (col2im) is ever written.
+The GEMM paths of :mod:`~tconv_sparse.backends.im2col` store the planes of a
+chunk of samples channels last, as one flat run of positions with zero margin
+rows and columns wide enough that every tap of the kernel is one flat shift.
+A tap is then one matrix product of a *window* of the planes, a contiguous
+``(positions, channels in)`` view (a strided one for a group of channels,
+which BLAS reads in place through its leading dimension), by the tap's
+``(channels in, channels out)`` weight; the taps of one output accumulate
+through ``beta = 1``, so no column buffer (im2col) and no scatter-add
+(col2im) is ever written.
 
 The products call the ``?gemm`` of SciPy's BLAS (:mod:`scipy.linalg.cython_blas`,
-the LP64 OpenBLAS SciPy ships, one thread pool) through ``ctypes``, which
-releases the GIL; :mod:`scipy.linalg.blas` itself would copy every strided
-window into a Fortran-ordered array first.
+the OpenBLAS SciPy ships, one thread pool) through ``ctypes``, which releases
+the GIL; :mod:`scipy.linalg.blas` would copy every strided window into a
+Fortran-ordered array first, and :func:`numpy.matmul` cannot accumulate.
 """
 
 from __future__ import annotations
@@ -64,8 +65,9 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float) -> None:
     ``a``, ``b`` and ``c`` are 2-D views of one dtype (float32, float64,
     complex64 or complex128) with unit column stride and any row stride (read
     and written in place by BLAS); ``c`` must not overlap ``a`` or ``b``.
-    Views BLAS cannot address (or sizes past its 32-bit integers) go through
-    :func:`numpy.matmul` instead.
+    Views BLAS cannot address (or sizes past its 32-bit integers, or an empty
+    inner dimension) go through :func:`numpy.matmul` instead; operands whose
+    shapes do not match raise a ValueError (BLAS would read past them).
 
     Examples
     --------
@@ -79,15 +81,14 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float) -> None:
     """
     m, n = c.shape
     k = a.shape[1]
+    if a.shape[0] != m or b.shape != (k, n):
+        raise ValueError(f"gemm operands do not match: a {a.shape}, b {b.shape}, c {c.shape}")
     if m == 0 or n == 0:
         return
     lda, ldb, ldc = _leading(a), _leading(b), _leading(c)
-    if min(lda, ldb, ldc) < 1 or max(m, n, k, lda, ldb, ldc) > _INT_MAX or c.dtype not in _CHARS:
+    if k == 0 or min(lda, ldb, ldc) < 1 or max(m, n, k, lda, ldb, ldc) > _INT_MAX or c.dtype not in _CHARS:
         product = np.matmul(a, b)
         c[...] = product if beta == 0 else product + beta * c
-        return
-    if k == 0:
-        c[...] = 0 if beta == 0 else beta * c
         return
     # row-major c = a b is column-major c.T = b.T a.T: BLAS's (m, n) are our (n, m)
     sizes = np.array([n, m, k, ldb, lda, ldc], dtype=np.intc)
