@@ -77,7 +77,7 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float) -> None:
     >>> c = np.ones((1, 4))
     >>> gemm(np.array([[1.0, 2.0]]), planes[:, 1:5], c, beta=1.0)
     >>> c.tolist()
-    [[14.0, 17.0, 20.0, 23.0]]
+    [[16.0, 19.0, 22.0, 25.0]]
     """
     m, n = c.shape
     k = a.shape[1]
