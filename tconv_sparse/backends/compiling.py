@@ -36,10 +36,10 @@ KERNELS = {
     ("sparse", False): ((matrix._fill_rows,), (csr._matvec, csr._matmat)),
     ("sparse", True): ((matrix._fill_rows,), (csr._matvec, csr._matmat)),
     ("direct", False): ((direct._direct,),),
-    ("im2col", False): ((im2col._im2col,),),
+    ("im2col", False): ((im2col._to_planes,), (im2col._from_planes,)),
     ("scatter", True): ((direct._scatter_by_channel, direct._scatter_private),),
     ("gather", True): ((direct._gather,),),
-    ("im2col", True): ((im2col._col2im,),),
+    ("im2col", True): ((im2col._to_planes,), (im2col._from_planes,)),
 }
 
 _noticed = set()

@@ -1,13 +1,29 @@
-"""im2col + GEMM for the forward convolution, GEMM + col2im for its transpose.
+"""The GEMM paths: shift-and-GEMM over channels-last polyphase planes (no im2col buffer).
 
-Both work on the plane layout of :mod:`~tconv_sparse.backends._polyphase`:
-every unfolded or folded plane is one contiguous shifted copy or sum per tap,
-so the Numba passes around the GEMM run at memory speed however short the
-rows are. The column matrix is channel-major, ``(C * taps, N * positions)``,
-so that a chunk of samples is one GEMM per group (:func:`numpy.matmul`, BLAS)
-with every sample's positions side by side: wide enough for BLAS to run at
-full speed even on small images. Chunks keep the column buffer near the size
-of the last-level cache so that the Numba pass reads what BLAS just wrote.
+Both directions use the phase split of :mod:`~tconv_sparse.backends._polyphase`:
+per plane axis, a tap of the forward convolution reads a shifted phase of the
+input, and an output phase of the transposed convolution is a stride-1
+correlation of the input with the sub-kernel of its taps. Here the planes of
+a chunk of samples are stored *channels last*, ``(block, sample, row, column,
+channel)`` with zero margin rows and columns (:class:`Layout`), so that every
+tap is one flat shift of the positions, and a window of the planes is a
+contiguous ``(positions, channels)`` matrix. Each tap is then one GEMM
+(:func:`~tconv_sparse.backends.gemm.shifted_gemms`) of that window by the
+tap's ``(channels in, channels out)`` weight, accumulated with ``beta = 1``
+into the target planes: a forward output, or one output phase of the
+transposed convolution written straight into that phase (no col2im
+scatter-add). Two memory-speed Numba passes move the data between the
+package's ``(N, C, *spatial)`` layout and the planes (:func:`_to_planes`,
+:func:`_from_planes`, which also interleaves the phases).
+
+Measured against each other (issue 13, one thread, 64 channels): the
+channels-last windows run at 110-120 GFLOP/s in float32 against 70-100 for
+channels-first ones (whose row stride is a whole plane); merging the taps of
+one shift into one GEMM (the phases side by side in the channels) was no
+faster, its zero blocks costing what the larger inner dimension gained; and
+a single large im2col GEMM is faster per multiply-add (about 125 GFLOP/s)
+but its column buffer and the col2im pass cost more than that difference.
+
 BLAS owns the cores: the Numba passes run on the calling thread between the
 BLAS calls (:func:`~tconv_sparse.core.config.numba_threads`), so that the two
 thread pools never compete for the cores.
@@ -15,23 +31,19 @@ thread pools never compete for the cores.
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from tconv_sparse.core.config import WORK_CHUNK_BYTES, chunk_count, jit, numba_threads, run_chunks, task_range
 from tconv_sparse.backends._numpy_ops import chunk_budget as _numpy_chunk_budget, pad
-from tconv_sparse.backends._polyphase import (
-    add_terms, compact_columns, copy_shifted, fold_planes, pad_planes, phase_scratch, plane_plan,
-    plane_view, row_clip, split_planes, store_plane, tiling,
-)
+from tconv_sparse.backends._polyphase import fold_planes, plane_plan, plane_view
+from tconv_sparse.backends.gemm import shifted_gemms
 
-__all__ = ["conv", "conv_transpose", "chunk_budget", "forward_chunk_sizes", "forward_row_bytes",
-           "plane_weight_shape", "transpose_chunk_sizes", "transpose_chunk_bytes"]
-
-#: bytes of the column buffer of one chunk (a few samples, or rows of one), unless the memory
-#: limit leaves less
-
+__all__ = ["conv", "conv_transpose", "chunk_budget", "Layout", "layout", "chunk_sizes", "row_bytes",
+           "weight_bytes"]
 
 def chunk_budget(committed: int) -> int:
     """Bytes one chunk may take: :data:`~tconv_sparse.core.config.WORK_CHUNK_BYTES`, or less if
@@ -39,225 +51,253 @@ def chunk_budget(committed: int) -> int:
     return _numpy_chunk_budget(committed, WORK_CHUNK_BYTES)
 
 
-def forward_chunk_sizes(batch: int, lead: int, rows: int, row_bytes: int, budget: int) -> tuple:
-    """``(samples, lead rows, plane rows)`` per chunk of the forward GEMM path, whose buffers take
-    ``row_bytes`` per plane row of one leading row of one sample: whole samples while one fits
-    ``budget``, else leading rows of one sample, else plane rows of one leading row."""
-    lead_bytes = row_bytes * rows
-    if lead_bytes * lead <= budget:
-        return max(1, min(batch, budget // max(lead_bytes * lead, 1))), lead, rows
-    if lead_bytes <= budget:
-        return 1, max(1, budget // max(lead_bytes, 1)), rows
-    return 1, 1, max(1, min(rows, budget // max(row_bytes, 1)))
+@dataclass(frozen=True)
+class Layout:
+    """The channels-last planes of one direction.
+
+    A chunk holds the planes of some samples for some rows of results: a
+    plane is ``rows x width`` positions, ``rows = top + results + below``; its
+    data (the input of the direction, phase-split for the forward
+    convolution) starts at row ``top`` and column ``margin``, and so do its
+    results (forward outputs, or the entries of one output phase of the
+    transposed convolution, ``result_rows x result_cols`` in all), which read
+    the data through the flat shifts of the terms without leaving the plane.
+
+    Attributes
+    ----------
+    source_blocks, target_blocks : int
+        Planes per sample and channel of the data and of the results.
+    terms : tuple
+        Per target block: its ``(source block, tap, flat shift)`` terms.
+    """
+
+    top: int
+    below: int
+    margin: int
+    width: int
+    result_rows: int
+    result_cols: int
+    source_blocks: int
+    target_blocks: int
+    terms: tuple
+
+    def rows(self, results: int) -> int:
+        """Rows of a plane holding ``results`` rows of results."""
+        return self.top + results + self.below
+
+    def span(self, samples: int, results: int) -> tuple[int, int]:
+        """``[first, last)``: the flat positions from the first result to the last of a chunk."""
+        first = self.top * self.width + self.margin
+        return first, ((samples - 1) * self.rows(results) * self.width + first + (results - 1) * self.width
+                       + self.result_cols)
 
 
-def _forward_chunks(batch, lead, rows, sizes):
-    samples, leads, plane_rows = sizes
+def _axis(data: int, results: int, shifts) -> tuple[int, int, int]:
+    """``(start, size, below)`` of an axis whose results ``q < results`` read data ``q + shift``
+    (data ``j < data`` at ``start + j``, results at ``start + q``; reads outside the data hit
+    zeros); ``below`` is the room needed after the results."""
+    start, below = max(0, -int(min(shifts))), max(0, int(max(shifts)))
+    return start, start + max(data, results + below), below
+
+
+def _forward_terms(plan, width, kernel) -> tuple:
+    lead, rows, cols = plan.lead, plan.rows, plan.cols
+    _, k_rows, k_cols = kernel
+    terms = []
+    for oa in range(lead.output_size):
+        block = []
+        for ua in range(lead.row_ptr[oa], lead.row_ptr[oa + 1]):
+            ia = int(lead.col[ua])
+            for ta in lead.tap[lead.tap_ptr[ua]:lead.tap_ptr[ua + 1]]:
+                for tb in range(k_rows):
+                    for tc in range(k_cols):
+                        phases = (ia * rows.stride + int(rows.tap_phase[tb])) * cols.stride + int(cols.tap_phase[tc])
+                        block.append((phases, (int(ta) * k_rows + tb) * k_cols + tc,
+                                      int(rows.tap_shift[tb]) * width + int(cols.tap_shift[tc])))
+        terms.append(tuple(block))
+    return tuple(terms)
+
+
+def _transpose_terms(plan, width, kernel) -> tuple:
+    lead, rows, cols = plan.lead, plan.rows, plan.cols
+    _, k_rows, k_cols = kernel
+    terms = []
+    for ia in range(lead.input_size):
+        for rb in range(rows.stride):
+            for rc in range(cols.stride):
+                block = []
+                for e in range(lead.back_ptr[ia], lead.back_ptr[ia + 1]):
+                    for jb in range(rows.phase_ptr[rb], rows.phase_ptr[rb + 1]):
+                        for jc in range(cols.phase_ptr[rc], cols.phase_ptr[rc + 1]):
+                            tap = (int(lead.back_tap[e]) * k_rows + int(rows.phase_tap[jb])) * k_cols
+                            block.append((int(lead.back_out[e]), tap + int(cols.phase_tap[jc]),
+                                          int(rows.phase_shift[jb]) * width + int(cols.phase_shift[jc])))
+                terms.append(tuple(block))
+    return tuple(terms)
+
+
+@functools.lru_cache(maxsize=64)
+def layout(geometry, transposed: bool) -> Layout:
+    """The :class:`Layout` of ``geometry`` in one direction (cached)."""
+    plan = plane_plan(geometry)
+    lead, rows, cols = plan.lead, plan.rows, plan.cols
+    kernel = (math.prod(geometry.kernel_shape) // (rows.kernel * cols.kernel), rows.kernel, cols.kernel)
+    if transposed:
+        (top, _, below), (margin, width, _) = (_axis(axis.out_length, axis.split, axis.phase_shift)
+                                               for axis in (rows, cols))
+        terms = _transpose_terms(plan, width, kernel)
+        return Layout(top, below, margin, width, rows.split, cols.split, lead.output_size, len(terms), terms)
+    (top, _, below), (margin, width, _) = (_axis(axis.split, axis.out_length, axis.tap_shift)
+                                           for axis in (rows, cols))
+    terms = _forward_terms(plan, width, kernel)
+    return Layout(top, below, margin, width, rows.out_length, cols.out_length,
+                  lead.input_size * rows.stride * cols.stride, len(terms), terms)
+
+
+def row_bytes(geometry, transposed: bool, itemsize: int) -> int:
+    """Bytes of one plane row of the source and target planes of one sample."""
+    plan = layout(geometry, transposed)
+    source, target = ((geometry.out_channels, geometry.in_channels) if transposed
+                      else (geometry.in_channels, geometry.out_channels))
+    return (plan.source_blocks * source + plan.target_blocks * target) * plan.width * itemsize
+
+
+def weight_bytes(geometry, itemsize: int) -> int:
+    """Bytes of the weight in the tap-major layout of the GEMMs."""
+    return geometry.out_channels * geometry.in_channels_per_group * math.prod(geometry.kernel_shape) * itemsize
+
+
+def chunk_sizes(geometry, transposed: bool, batch: int, itemsize: int, budget: int) -> tuple[int, int]:
+    """``(samples, rows of results)`` per chunk: whole samples while one fits ``budget``, else
+    rows of results of one sample (at least one)."""
+    plan, per_row = layout(geometry, transposed), row_bytes(geometry, transposed, itemsize)
+    sample = per_row * plan.rows(plan.result_rows)
+    if sample <= budget:
+        return max(1, min(batch, budget // sample)), plan.result_rows
+    return 1, max(1, min(plan.result_rows, budget // per_row - plan.top - plan.below))
+
+
+def _chunks(batch, results, sizes):
+    """``(first sample, end sample, first row, end row)`` of every chunk."""
+    samples, rows = sizes
     for start in range(0, batch, samples):
-        for first_lead in range(0, lead, leads):
-            for first_row in range(0, rows, plane_rows):
-                yield (start, min(start + samples, batch), first_lead, min(first_lead + leads, lead),
-                       first_row, min(first_row + plane_rows, rows))
+        for first in range(0, results, rows):
+            yield start, min(start + samples, batch), first, min(first + rows, results)
 
 
-def transpose_chunk_sizes(batch: int, in_channels: int, cin_g: int, padded_bytes: int,
-                          channel_bytes: int, budget: int) -> tuple:
-    """``(samples, channels)`` per chunk of the transposed GEMM path: whole samples while one
-    (its padded input, ``padded_bytes``, and the columns of its ``in_channels`` output channels,
-    ``channel_bytes`` each) fits ``budget``, else up to ``cin_g`` channels of one sample."""
-    sample_bytes = padded_bytes + in_channels * channel_bytes
-    if sample_bytes <= budget:
-        return max(1, min(batch, budget // max(sample_bytes, 1))), cin_g
-    return 1, max(1, min(cin_g, (budget - padded_bytes) // max(channel_bytes, 1)))
+#: channels moved together by the layout passes: one contiguous run of the channels-last
+#: planes per position, read from (or written to) that many rows of the channels-first data
+_CHANNEL_BLOCK = 8
 
 
 @jit
-def _im2col(xs, a_ptr, a_col, a_tap_ptr, a_tap, shift_b, phase_b, shift_c, phase_c, margin, cols,
-            chunk, chunks):
-    """``cols[c, t_lead, t_b, t_c, n, o_lead]``: the padded output plane's inputs through each tap."""
-    channels, k_lead, k_rows, k_cols, batch, lead, size = cols.shape
-    split_rows, width = xs.shape[5], xs.shape[6]
-    first, last = task_range(chunk, chunks, channels * k_lead * batch * lead)
+def _to_planes(x, top, first_row, margin, out, chunk, chunks):
+    """``out[a, p_b, p_c, n, top + j_b, margin + j_c, c] = x[n, c, a, (first_row + j_b)*s_b + p_b,
+    j_c*s_c + p_c]``, zero elsewhere; ``out`` is ``(lead, s_b, s_c, N, rows, width, C)``.
+
+    A task is one plane row of every phase: each input row is read once, and
+    the rows it is transposed into (``width x C`` each) stay in the L1 cache.
+    """
+    batch, channels, lead, length_b, length_c = x.shape
+    stride_b, stride_c, rows, width = out.shape[1], out.shape[2], out.shape[4], out.shape[5]
+    first, last = task_range(chunk, chunks, lead * batch * rows)
     for task in range(first, last):
-        c, ta = task // (k_lead * batch * lead), (task // (batch * lead)) % k_lead
-        n, oa = (task // lead) % batch, task % lead
-        ia = -1
-        for ua in range(a_ptr[oa], a_ptr[oa + 1]):
-            for ja in range(a_tap_ptr[ua], a_tap_ptr[ua + 1]):
-                if a_tap[ja] == ta:
-                    ia = a_col[ua]
-        for tb in range(k_rows):
-            lo, hi = row_clip(np.int64(0), size, width, -shift_b[tb], split_rows - shift_b[tb])
-            for tc in range(k_cols):
-                target = cols[c, ta, tb, tc, n, oa]
-                if ia < 0:
-                    target[:] = 0
-                else:
-                    copy_shifted(target, lo, hi,
-                                 xs[n, c, ia, phase_b[tb], phase_c[tc]].reshape(split_rows * width),
-                                 shift_b[tb] * width + margin + shift_c[tc])
+        a, n, j = task // (batch * rows), (task // rows) % batch, task % rows
+        for pb in range(stride_b):
+            ib = (j - top + first_row) * stride_b + pb
+            valid = 0 <= ib < length_b
+            for pc in range(stride_c):
+                target = out[a, pb, pc, n, j]
+                count = (length_c - pc + stride_c - 1) // stride_c if valid else 0
+                target[:margin] = 0
+                target[margin + count:] = 0
+                if count == 0:
+                    continue
+                for c0 in range(0, channels, _CHANNEL_BLOCK):
+                    block = min(_CHANNEL_BLOCK, channels - c0)
+                    source = x[n, c0:c0 + block, a, ib]
+                    for jc in range(count):
+                        row, column = target[margin + jc, c0:c0 + block], np.uint64(jc * stride_c + pc)
+                        for cc in range(np.uint64(block)):
+                            row[cc] = source[cc, column]
+
+
+@jit
+def _from_planes(planes, top, margin, out, chunk, chunks):
+    """``out[n, c, a, b, j] = planes[a, b % s_b, j % s_c, n, top + b // s_b, margin + j // s_c, c]``;
+    ``planes`` is ``(lead, s_b, s_c, N, rows, width, C)``.
+
+    A task is one output row of every channel: the plane rows of its phases
+    (``width x C`` each) stay in the L1 cache while they are read.
+    """
+    batch, channels, lead, length_b, length_c = out.shape
+    stride_b, stride_c = planes.shape[1], planes.shape[2]
+    first, last = task_range(chunk, chunks, batch * lead * length_b)
+    for task in range(first, last):
+        n, a, b = task // (lead * length_b), (task // length_b) % lead, task % length_b
+        for pc in range(stride_c):
+            source = planes[a, b % stride_b, pc, n, top + b // stride_b]
+            count = (length_c - pc + stride_c - 1) // stride_c
+            for c in range(channels):
+                target = out[n, c, a, b]
+                for jc in range(count):
+                    target[jc * stride_c + pc] = source[margin + jc, c]
+
+
+def _tap_weights(weight, geometry, transposed):
+    """``(taps, groups, rows in, rows out)``: the GEMM operand of every tap and group."""
+    groups = geometry.groups
+    w = weight.reshape(groups, geometry.out_channels_per_group, geometry.in_channels_per_group, -1)
+    return np.ascontiguousarray(w.transpose(3, 0, 1, 2) if transposed else w.transpose(3, 0, 2, 1))
+
+
+def _run(data, weight, geometry, transposed, out):
+    """Every chunk: ``data`` into planes, the GEMMs, the results into ``out``."""
+    plan, shape = layout(geometry, transposed), plane_plan(geometry)
+    lead, rows, cols = shape.lead, shape.rows, shape.cols
+    strides = (rows.stride, cols.stride)
+    source_shape = ((lead.output_size, 1, 1) if transposed else (lead.input_size, *strides))
+    target_shape = ((lead.input_size, *strides) if transposed else (lead.output_size, 1, 1))
+    step = rows.stride if transposed else 1  # output rows per row of results
+    weights = _tap_weights(weight, geometry, transposed)
+    sizes = chunk_sizes(geometry, transposed, data.shape[0], data.itemsize,
+                        chunk_budget(out.nbytes + weights.nbytes))
+    for start, stop, first, last in _chunks(data.shape[0], plan.result_rows, sizes):
+        n, results = stop - start, last - first
+        height = plan.rows(results)
+        source = np.empty((*source_shape, n, height, plan.width, data.shape[1]), dtype=data.dtype)
+        run_chunks(_to_planes, chunk_count(source_shape[0] * n * height), data[start:stop], plan.top, first,
+                   plan.margin, source)
+        target = np.empty((*target_shape, n, height, plan.width, out.shape[1]), dtype=data.dtype)
+        shifted_gemms(target.reshape(plan.target_blocks, n * height * plan.width, out.shape[1]),
+                      source.reshape(plan.source_blocks, n * height * plan.width, data.shape[1]),
+                      weights, plan.terms, plan.span(n, results))
+        del source
+        part = out[start:stop, :, :, first * step:last * step]
+        run_chunks(_from_planes, chunk_count(n * part.shape[2] * part.shape[3]), target, plan.top, plan.margin,
+                   part)
+        del target
+    return out
 
 
 def conv(x: np.ndarray, weight: np.ndarray, geometry) -> np.ndarray:
-    """Unfold the phase-split input into columns (Numba), multiply by the weight matrix (BLAS)."""
+    """Forward convolution: the input into phase-split channels-last planes, one GEMM per tap
+    accumulated into the output planes, the valid outputs copied out."""
     with numba_threads(1):
-        return _conv(x, weight, geometry)
-
-
-def forward_row_bytes(geometry, plan, itemsize) -> int:
-    """Bytes of the column buffer and its GEMM product per plane row of one leading row of one
-    sample (the forward GEMM path's chunk unit)."""
-    taps = math.prod(plane_weight_shape(geometry, plan))
-    return (geometry.in_channels * taps + geometry.out_channels) * plan.split_width * itemsize
-
-
-def plane_weight_shape(geometry, plan) -> tuple:
-    """``(k_lead, k_rows, k_cols)``: the kernel in the plane layout."""
-    k_rows, k_cols = plan.rows.kernel, plan.cols.kernel
-    return (math.prod(geometry.kernel_shape) // (k_rows * k_cols), k_rows, k_cols)
-
-
-def _conv(x, weight, geometry):
-    plan = plane_plan(geometry)
-    if plan.padded_axes:
-        x = pad(x, geometry, axes=plan.padded_axes)
-    xs = split_planes(plane_view(x, plan.spatial), plan)
-    batch, groups, out_channels = x.shape[0], geometry.groups, geometry.out_channels
-    lead, rows, cols = plan.lead, plan.rows, plan.cols
-    kernel = plane_weight_shape(geometry, plan)
-    depth = geometry.in_channels_per_group * math.prod(kernel)
-    w = weight.reshape(groups, out_channels // groups, depth)
-    out = np.empty((batch, out_channels, *plan.out_spatial), dtype=x.dtype)
-    sizes = forward_chunk_sizes(batch, lead.output_size, rows.out_length,
-                                forward_row_bytes(geometry, plan, x.itemsize),
-                                chunk_budget(out.nbytes + xs.nbytes))
-    for start, stop, first_lead, end_lead, first_row, end_row in _forward_chunks(
-            batch, lead.output_size, rows.out_length, sizes):
-        n, leads, plane_rows = stop - start, end_lead - first_lead, end_row - first_row
-        unfolded = np.empty((geometry.in_channels, *kernel, n, leads, plane_rows * plan.split_width),
-                            dtype=x.dtype)
-        run_chunks(_im2col, chunk_count(math.prod(unfolded.shape[:2]) * n * leads), xs[start:stop],
-                   lead.row_ptr[first_lead:end_lead + 1], lead.col, lead.tap_ptr, lead.tap,
-                   rows.tap_shift + first_row, rows.tap_phase, cols.tap_shift, cols.tap_phase,
-                   plan.split_margin, unfolded)
-        product = np.matmul(w, unfolded.reshape(groups, depth, -1))
-        del unfolded
-        compact_columns(product.reshape(out_channels, n, leads, plane_rows, plan.split_width
-                                        ).transpose(1, 0, 2, 3, 4),
-                        out[start:stop, :, first_lead:end_lead, first_row:end_row])
-        del product
-    return out.reshape(batch, out_channels, *geometry.output_shape)
-
-
-@jit
-def _col2im(cols, b_ptr, b_out, b_tap, ptr_b, tap_b, offset_b, ptr_c, tap_c, offset_c, margin, top,
-            most_terms, tile, out, chunk, chunks):
-    """Each task sums, for every phase of one flat tile of the output planes of one channel
-    and leading row (the samples side by side), the shifted column planes
-    ``cols[c, t_lead, t_b, t_c, o_lead, n]`` of the taps of that phase (four per pass),
-    then interleaves the phases into each sample's output plane."""
-    batch, channels, lead, length_b, length_c = out.shape
-    stride_b, stride_c = len(ptr_b) - 1, len(ptr_c) - 1
-    phase_count = stride_b * stride_c
-    k_lead, k_rows, k_cols, lead_y, _, y_rows, width = cols.shape[1:]
-    source = cols.reshape(cols.size)
-    plane = y_rows * width
-    total = batch * plane
-    split_c = (length_c + stride_c - 1) // stride_c
-    tiles = (total + tile - 1) // tile
-    tasks = channels * lead * tiles
-    phases, shifts, starts, stops, counts = phase_scratch(out, stride_b, stride_c, tile, most_terms)
-    acc = phases.reshape(phases.size)
-    ones = np.ones(most_terms, dtype=out.dtype)
-    first_task, end_task = task_range(chunk, chunks, tasks)
-    for task in range(first_task, end_task):
-        start = (task % tiles) * tile
-        stop = min(start + tile, total)
-        ia = (task // tiles) % lead
-        c = task // (tiles * lead)
-        counts[:] = 0
-        for e in range(b_ptr[ia], b_ptr[ia + 1]):
-            tap_plane = c * k_lead + b_tap[e]
-            for rb in range(stride_b):
-                for jb in range(ptr_b[rb], ptr_b[rb + 1]):
-                    for rc in range(stride_c):
-                        p = rb * stride_c + rc
-                        for jc in range(ptr_c[rc], ptr_c[rc + 1]):
-                            index = ((tap_plane * k_rows + tap_b[jb]) * k_cols + tap_c[jc]) * lead_y
-                            m = counts[p]
-                            shifts[p, m] = ((index + b_out[e]) * total + (top + offset_b[jb]) * width
-                                            + margin + offset_c[jc])
-                            starts[p, m], stops[p, m] = start, stop
-                            counts[p] = m + 1
-        acc[:] = 0
-        for p in range(phase_count):
-            add_terms(acc, p * tile - start, source, shifts[p], ones, starts[p], stops[p], counts[p])
-        for n in range(start // plane, (stop - 1) // plane + 1):
-            first, last = max(start - n * plane, 0), min(stop - n * plane, plane)
-            store_plane(phases, n * plane + first - start, first, last - first, width, split_c,
-                        out[n, c, ia])
+        shape = plane_plan(geometry)
+        if shape.padded_axes:
+            x = pad(x, geometry, axes=shape.padded_axes)
+        out = np.empty((x.shape[0], geometry.out_channels, *shape.out_spatial), dtype=x.dtype)
+        _run(plane_view(x, shape.spatial), weight, geometry, False, out)
+        return out.reshape(x.shape[0], geometry.out_channels, *geometry.output_shape)
 
 
 def conv_transpose(y: np.ndarray, weight: np.ndarray, geometry) -> np.ndarray:
-    """Multiply by the transposed weight matrix (BLAS), then col2im and fold the padding.
-
-    ``cols = W.T @ y`` holds, for every tap, the contribution of every input
-    position; col2im adds each tap's plane into the output phase it lands on
-    (Numba); folding the padding back (crop, wrap-add, mirror-add, edge-add)
-    gives the output. The input planes carry zero margin rows and columns, so
-    every tap is one flat shift over the planes of all the samples of a chunk.
-    """
+    """Transposed convolution: the input into zero-margined channels-last planes, then every
+    output phase as the GEMMs of its sub-kernel's taps, interleaved into the output (and the
+    explicit padding folded back)."""
     with numba_threads(1):
-        return _conv_transpose(y, weight, geometry)
-
-
-def transpose_chunk_bytes(geometry, plan, itemsize) -> tuple[int, int]:
-    """``(padded_bytes, channel_bytes)`` of one sample on the transposed GEMM path: its padded
-    input, and the columns of one output channel."""
-    plane = plan.lead.output_size * plan.pad_rows * plan.pad_width * itemsize
-    return geometry.out_channels * plane, math.prod(geometry.kernel_shape) * plane
-
-
-def _transpose_parts(wt, padded, cin_g, taps, channels):
-    """``(first channel, channels, weight rows, columns)`` of each GEMM of a chunk of samples:
-    every channel in one batched GEMM, or (one sample) ``channels`` channels of one group."""
-    groups = wt.shape[0]
-    if channels == cin_g:
-        yield 0, groups * cin_g, wt, padded
-        return
-    for g in range(groups):
-        for c in range(0, cin_g, channels):
-            count = min(channels, cin_g - c)
-            yield g * cin_g + c, count, wt[g, c * taps:(c + count) * taps], padded[g]
-
-
-def _conv_transpose(y, weight, geometry):
-    plan = plane_plan(geometry)
-    batch, groups, in_channels = y.shape[0], geometry.groups, geometry.in_channels
-    lead, rows, cols = plan.lead, plan.rows, plan.cols
-    kernel = plane_weight_shape(geometry, plan)
-    cout_g, cin_g = geometry.out_channels_per_group, geometry.in_channels_per_group
-    taps = math.prod(kernel)
-    wt = weight.reshape(groups, cout_g, cin_g * taps).transpose(0, 2, 1)
-    plane = plan.pad_rows * plan.pad_width
-    y_planes = plane_view(y, plan.out_spatial)
-    out = np.empty((batch, in_channels, *plan.spatial), dtype=y.dtype)
-    most_terms = plan.most_lead_entries * rows.most_phase_taps * cols.most_phase_taps
-    samples, channels = transpose_chunk_sizes(batch, in_channels, cin_g,
-                                              *transpose_chunk_bytes(geometry, plan, y.itemsize),
-                                              chunk_budget(out.nbytes))
-    for start in range(0, batch, samples):
-        stop = min(start + samples, batch)
-        n = stop - start
-        padded = pad_planes(y_planes[start:stop], plan, gemm_layout=True).reshape(groups, cout_g, -1)
-        for first, count, matrix, columns in _transpose_parts(wt, padded, cin_g, taps, channels):
-            unfolded = np.matmul(matrix, columns)
-            tile, chunks = tiling(count * lead.input_size, 1, n * plane)
-            run_chunks(_col2im, chunks,
-                       unfolded.reshape(count, *kernel, lead.output_size, n, plan.pad_rows, plan.pad_width),
-                       lead.back_ptr, lead.back_out, lead.back_tap, rows.phase_ptr, rows.phase_tap,
-                       rows.phase_shift, cols.phase_ptr, cols.phase_tap, cols.phase_shift, plan.pad_margin,
-                       plan.pad_top, most_terms, tile, out[start:stop, first:first + count])
-            del unfolded
-        del padded
-    return fold_planes(out, geometry, plan)
+        shape = plane_plan(geometry)
+        out = np.empty((y.shape[0], geometry.in_channels, *shape.spatial), dtype=y.dtype)
+        _run(plane_view(y, shape.out_spatial), weight, geometry, True, out)
+        return fold_planes(out, geometry, shape)

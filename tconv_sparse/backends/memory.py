@@ -77,15 +77,23 @@ def _direct(geometry, batch, dtype) -> int:
             + _split_planes(geometry, plan, batch, dtype) + scratch)
 
 
-def _im2col_forward(geometry, batch, dtype) -> int:
+def _im2col(geometry, batch, dtype, transposed) -> int:
+    """Per chunk the source and target planes; the tap-major weight; the explicit padding
+    (forward) or the output planes before the fold (transposed)."""
     plan = plane_plan(geometry)
-    split = _split_planes(geometry, plan, batch, dtype)
-    row_bytes = im2col.forward_row_bytes(geometry, plan, dtype.itemsize)
-    samples, leads, rows = im2col.forward_chunk_sizes(
-        batch, plan.lead.output_size, plan.rows.out_length, row_bytes,
-        im2col.chunk_budget(output_bytes(geometry, batch, dtype, False) + split))
-    return (_lead(plan) + _padding(geometry, plan, batch, geometry.in_channels, dtype) + split
-            + samples * leads * rows * row_bytes)
+    weights = im2col.weight_bytes(geometry, dtype.itemsize)
+    if transposed:
+        fixed = _planes_out(geometry, plan, batch, dtype)
+        committed = (batch * geometry.in_channels * plan.lead.input_size * plan.rows.length
+                     * plan.cols.length * dtype.itemsize)
+    else:
+        fixed = _padding(geometry, plan, batch, geometry.in_channels, dtype)
+        committed = output_bytes(geometry, batch, dtype, False)
+    samples, rows = im2col.chunk_sizes(geometry, transposed, batch, dtype.itemsize,
+                                       im2col.chunk_budget(committed + weights))
+    chunk = samples * im2col.layout(geometry, transposed).rows(rows) * im2col.row_bytes(
+        geometry, transposed, dtype.itemsize)
+    return _lead(plan) + fixed + weights + chunk
 
 
 def _planes_out(geometry, plan, batch, dtype) -> int:
@@ -105,22 +113,6 @@ def _gather(geometry, batch, dtype) -> int:
                   * cols.most_phase_taps)
     padded = batch * geometry.out_channels * plan.lead.output_size * rows.out_length * plan.pad_width
     return (_lead(plan) + padded * dtype.itemsize + _planes_out(geometry, plan, batch, dtype)
-            + _phase_scratch(plan, tile, chunks, most_terms, dtype))
-
-
-def _im2col_transpose(geometry, batch, dtype) -> int:
-    plan = plane_plan(geometry)
-    padded, channel = im2col.transpose_chunk_bytes(geometry, plan, dtype.itemsize)
-    planes = _planes_out(geometry, plan, batch, dtype)
-    out_planes = (batch * geometry.in_channels * plan.lead.input_size * plan.rows.length
-                  * plan.cols.length * dtype.itemsize)
-    samples, channels = im2col.transpose_chunk_sizes(
-        batch, geometry.in_channels, geometry.in_channels_per_group, padded, channel,
-        im2col.chunk_budget(out_planes))
-    count = geometry.in_channels if channels == geometry.in_channels_per_group else channels
-    tile, chunks = tiling(count * plan.lead.input_size, 1, samples * plan.pad_rows * plan.pad_width)
-    most_terms = plan.most_lead_entries * plan.rows.most_phase_taps * plan.cols.most_phase_taps
-    return (_lead(plan) + planes + samples * (padded + count * channel)
             + _phase_scratch(plan, tile, chunks, most_terms, dtype))
 
 
@@ -161,9 +153,10 @@ def work_bytes(method: str, geometry, batch: int, dtype, transposed: bool) -> in
     dtype = np.dtype(dtype)
     if method == "sparse":
         return _sparse(geometry, batch, dtype, transposed)
+    if method == "im2col":
+        return _im2col(geometry, batch, dtype, transposed)
     if transposed:
-        estimate = {"scatter": _scatter, "gather": _gather, "im2col": _im2col_transpose,
-                    "zero_insert": zero_insert.work_bytes}[method]
+        estimate = {"scatter": _scatter, "gather": _gather, "zero_insert": zero_insert.work_bytes}[method]
     else:
-        estimate = {"direct": _direct, "im2col": _im2col_forward}[method]
+        estimate = {"direct": _direct}[method]
     return estimate(geometry, batch, dtype)
