@@ -89,7 +89,7 @@ for shape, kernel, stride, mode in [((9, 10), (3, 4), 2, "zeros"), ((33,), (5,),
     for method in ("gather", "im2col"):
         ts.conv_transpose(y, weight, output_size=shape, method=method, **keywords)
 kernels = (_polyphase.store_plane, _polyphase.add_terms, _polyphase.shifted_range, _polyphase._split,
-           direct._direct, direct._gather, im2col._col2im)
+           direct._direct, direct._gather, im2col._to_planes, im2col._from_planes)
 print(json.dumps({k.__name__: len(k.signatures) for k in kernels}))
 """
 
@@ -102,6 +102,6 @@ def test_one_specialization_per_dtype(tmp_path):
                           env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}, check=False)
     assert done.returncode == 0, done.stderr
     counts = json.loads(done.stdout.strip().splitlines()[-1])
-    kernels = {name: counts.pop(name) for name in ("_split", "_direct", "_gather", "_col2im")}
+    kernels = {name: counts.pop(name) for name in ("_split", "_direct", "_gather", "_to_planes", "_from_planes")}
     assert kernels == dict.fromkeys(kernels, 1)
     assert max(counts.values()) <= 1, counts  # helpers inlined into the kernels compile no copy of their own

@@ -49,13 +49,9 @@ __all__ = [
     "fold_planes",
     "split_planes",
     "pad_planes",
-    "phase_scratch",
-    "row_clip",
     "shifted_range",
     "add_terms",
-    "copy_shifted",
     "copy_columns",
-    "compact_columns",
     "store_plane",
 ]
 
@@ -340,24 +336,6 @@ def fold_planes(out: np.ndarray, geometry, plan: PlanePlan) -> np.ndarray:
     return fold(out, geometry, axes=plan.padded_axes) if plan.padded_axes else out
 
 
-@jit(inline=True)
-def phase_scratch(out, stride_b, stride_c, tile, most_terms):
-    """One chunk's scratch for the phase kernels: the phase tiles ``(s_b, s_c, tile)`` (dtype of
-    ``out``) and, per phase, room for ``most_terms`` terms (shifts, starts, stops) and their count."""
-    phase_count = stride_b * stride_c
-    phases = np.empty((stride_b, stride_c, tile), dtype=out.dtype)
-    shifts = np.empty((phase_count, most_terms), dtype=np.int64)
-    starts = np.empty((phase_count, most_terms), dtype=np.int64)
-    stops = np.empty((phase_count, most_terms), dtype=np.int64)
-    return phases, shifts, starts, stops, np.empty(phase_count, dtype=np.int64)
-
-
-@jit(inline=True)
-def row_clip(start, stop, width, first_row, end_row):
-    """Intersect the flat range ``[start, stop)`` with rows ``[first_row, end_row)``."""
-    return max(start, first_row * width), min(stop, end_row * width)
-
-
 @jit
 def _split(x, length_b, length_c, stride_b, stride_c, split_b, width, margin, out, chunk, chunks):
     """Flat (1-D C-contiguous) ``x`` ``(planes, length_b, length_c)`` into flat ``out``
@@ -463,18 +441,6 @@ def add_terms(acc, offset, source, shifts, scales, starts, stops, count):
 
 
 @jit(inline=True)
-def copy_shifted(target, start, stop, source, shift):
-    """``target[q] = source[q + shift]`` for ``q`` in ``[start, stop)`` inside ``source``; 0 elsewhere."""
-    lo, hi = shifted_range(start, stop, shift, len(source))
-    lo, hi = min(lo, len(target)), max(hi, min(lo, len(target)))
-    target[:lo] = 0
-    first, source_first = np.uint64(lo), np.uint64(lo + shift)
-    for j in range(np.uint64(hi - lo)):
-        target[first + j] = source[source_first + j]
-    target[hi:] = 0
-
-
-@jit(inline=True)
 def copy_columns(flat, first, count, width, columns, out):
     """Copy the valid columns of a padded flat range into the rows of ``out``.
 
@@ -489,25 +455,6 @@ def copy_columns(flat, first, count, width, columns, out):
             target, source = out[row], np.uint64(row * width + lo - first)
             for j in range(np.uint64(hi - lo)):
                 target[np.uint64(lo) + j] = flat[source + j]
-
-
-@jit
-def _compact(padded, out, chunk, chunks):
-    batch, channels, lead, rows, columns = out.shape
-    first, last = task_range(chunk, chunks, batch * channels * lead * rows)
-    for task in range(first, last):
-        n, c = task // (channels * lead * rows), (task // (lead * rows)) % channels
-        row, b = (task // rows) % lead, task % rows
-        target, source = out[n, c, row, b], padded[n, c, row, b]
-        for j in range(columns):
-            target[j] = source[j]
-
-
-def compact_columns(padded: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Copy the first ``out.shape[-1]`` columns of ``padded`` ``(N, C, lead, rows, width)``
-    (any strides) into ``out`` ``(N, C, lead, rows, columns)``; return ``out``."""
-    run_chunks(_compact, chunk_count(math.prod(out.shape[:4])), padded, out)
-    return out
 
 
 @jit(inline=True)

@@ -199,7 +199,7 @@ def _to_planes(x, top, first_row, margin, out, chunk, chunks):
     the rows it is transposed into (``width x C`` each) stay in the L1 cache.
     """
     batch, channels, lead, length_b, length_c = x.shape
-    stride_b, stride_c, rows, width = out.shape[1], out.shape[2], out.shape[4], out.shape[5]
+    stride_b, stride_c, rows = out.shape[1], out.shape[2], out.shape[4]
     first, last = task_range(chunk, chunks, lead * batch * rows)
     for task in range(first, last):
         a, n, j = task // (batch * rows), (task // rows) % batch, task % rows
