@@ -105,7 +105,8 @@ def conv_transpose(y, weight, bias=None, *, stride=1, padding=0, output_padding=
         ``"sparse"`` is the definition ``C.T @ y``; ``"scatter"`` adds each
         input times the kernel into the output (Numba); ``"gather"`` has each
         output collect its taps (Numba); ``"zero_insert"`` is the textbook
-        fractionally-strided method (NumPy); ``"im2col"`` is GEMM + col2im.
+        fractionally-strided method (NumPy); ``"im2col"`` is one GEMM per tap, written
+        into the output phase it lands on (no col2im).
 
     Returns
     -------
