@@ -45,7 +45,7 @@ class Stacked:
     def __init__(self, operator, regularizer, damp: float):
         rows, n = operator.shape
         extra = 0 if damp == 0 else (n if regularizer is None else regularizer.shape[0])
-        self.rows, self.damp, self.plan = rows, damp, operator.plan
+        self.rows, self.damp = rows, damp
         self.dims, self.dimsd = (1, *operator.dims), (1, *operator.dimsd)
         self.regularizer = regularizer
         self.regularizer_t = None if regularizer is None else regularizer.T.tocsr()
@@ -66,11 +66,10 @@ class Stacked:
         if len(out) == self.rows:
             return product
         out[:self.rows] = product
-        if len(out) > self.rows:
-            if self.regularizer is None:
-                np.multiply(x, self.damp, out=out[self.rows:])
-            else:
-                out[self.rows:] = self.damp * (self.regularizer @ x)
+        if self.regularizer is None:
+            np.multiply(x, self.damp, out=out[self.rows:])
+        else:
+            out[self.rows:] = self.damp * (self.regularizer @ x)
         return out
 
     def adjoint(self, y: np.ndarray) -> np.ndarray:
@@ -80,10 +79,9 @@ class Stacked:
             return product
         out = self._model
         out[:] = product
-        if len(y) > self.rows:
-            tail = y[self.rows:] if self.regularizer is None else self.regularizer_t @ y[self.rows:]
-            np.multiply(tail, self.damp, out=self._scratch)
-            out += self._scratch
+        tail = y[self.rows:] if self.regularizer is None else self.regularizer_t @ y[self.rows:]
+        np.multiply(tail, self.damp, out=self._scratch)
+        out += self._scratch
         return out
 
 
@@ -97,10 +95,10 @@ def setup(problem: Problem):
     R = None if problem.regularizer is None else regularizer_matrix(
         problem.geometry, problem.regularizer, problem.damp, problem.dtype)
     A = Stacked(problem.operator, R, problem.damp)
-    plain = Stacked(problem.operator, None, 0.0)
     iterate = KRYLOV[problem.solver]
     zeros = np.zeros(A.shape[0] - A.rows, dtype=problem.dtype)
     native = problem.solver == "lsqr" and R is None and problem.damp > 0
+    plain = Stacked(problem.operator, None, 0.0) if native else None
 
     def solve(h, x0, monitor):
         if native and not x0.any():
