@@ -149,3 +149,32 @@ def test_small_calls_stay_on_the_calling_thread(monkeypatch):
         large = run(1 << 14)
         assert sorted(chunk for _, chunk, _ in large) == [0, 1, 2, 3]
         assert {chunks for *_, chunks in large} == {4}
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs a pool of two threads")
+def test_a_call_does_not_wait_for_helpers_that_have_not_started():
+    """The calling thread claims chunks too: when it has done them all before a helper woke
+    up, the call returns at once (the helper is cancelled) instead of waiting for the wake-up.
+    Here every pool thread is held busy, so the old wait never returned until they were freed."""
+    from tconv_sparse.core import config
+
+    release = threading.Event()
+    busy = [config._pool().submit(release.wait) for _ in range(numba.config.NUMBA_NUM_THREADS)]
+    chunks_done = []
+    finished = threading.Event()
+
+    def call():
+        _on_threads(2, lambda: config.run_chunks(lambda data, out, chunk, chunks: chunks_done.append(chunk),
+                                                 4, np.zeros(1), np.zeros(1 << 14)))
+        finished.set()
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    try:
+        assert finished.wait(timeout=10), "run_chunks waited for a helper that never started"
+        assert sorted(chunks_done) == [0, 1, 2, 3]
+    finally:
+        release.set()
+        caller.join()
+        for future in busy:
+            future.result()

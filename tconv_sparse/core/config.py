@@ -190,7 +190,8 @@ def run_chunks(kernel, chunks: int, *args) -> None:
     helpers = [_pool().submit(work) for _ in range(threads - 1)]
     work()
     for helper in helpers:
-        helper.result()
+        if not helper.cancel():  # a helper that has not woken up yet has nothing left to do
+            helper.result()
 
 
 def chunk_count(tasks: int) -> int:
