@@ -62,3 +62,37 @@ def test_warmup_jobs_cover_every_method_and_dtype():
     everything = warmup.jobs()
     assert len(everything) == len(set(everything)) == 8 * len(warmup.DTYPES)
     assert {job[1] for job in everything} == {"sparse", "direct", "im2col", "scatter", "gather", "zero_insert"}
+
+
+#: ``gather`` on a stride-1 zero-padded geometry (run as the forward ``direct`` kernel on the
+#: adjoint geometry), then on a stride-2 one (its own ``_gather`` kernel), float32
+_GATHER_CHILD = """
+import json, warnings
+import numpy as np, tconv_sparse as ts
+from tconv_sparse.backends import compiling
+from tconv_sparse.backends.direct import _direct, _gather
+from tconv_sparse.core.config import CompileNotice
+y, w = np.ones((1, 2, 6, 6), np.float32), np.ones((2, 1, 3, 3), np.float32)
+seen = []
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    for stride in (1, 2):
+        ts.conv_transpose(y, w, stride=stride, padding=1, method="gather")
+        seen.append([len(_direct.signatures), len(_gather.signatures)])
+notices = [str(w.message) for w in caught if issubclass(w.category, CompileNotice)]
+print(json.dumps({"notices": notices, "compiled": seen}))
+"""
+
+
+def test_the_notice_names_the_kernel_a_call_compiles(tmp_path):
+    """A stride-1 ``gather`` runs (and compiles) the ``direct`` kernel: its notice says so, and the
+    stride-2 call that then compiles ``_gather`` has a notice of its own."""
+    done = subprocess.run([sys.executable, "-c", _GATHER_CHILD], capture_output=True, text=True, timeout=600,
+                          env={**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
+                               "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["compiled"] == [[1, 0], [1, 1]]
+    tail = " for float32 (first use, cached afterwards; tconv-sparse warmup compiles everything ahead of time)"
+    assert result["notices"] == ["compiling the direct kernels of conv" + tail,
+                                 "compiling the gather kernels of conv_transpose" + tail]

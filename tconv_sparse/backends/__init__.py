@@ -75,6 +75,9 @@ class Prepared:
 
     def __init__(self, method: str, transposed: bool, weight: np.ndarray, geometry):
         self.method, self.transposed, self.geometry = method, transposed, geometry
+        #: ``(method, transposed)`` of the kernels a call runs (``("direct", False)`` for a transpose
+        #: run as a forward convolution), the key of the first-use compile notice
+        self.runs = (method, transposed)
         self._function = _KERNELS[transposed][method]
         canonical = geometry.canonical
         self._canonical = canonical.geometry
@@ -89,7 +92,7 @@ class Prepared:
         self._kernel_weight, self._kernel_geometry = self.finite, self._canonical
         adjoint = adjoint_geometry(self._canonical) if method in _AS_FORWARD else None
         if adjoint is not None:  # C.T is a forward convolution: run the direct kernel on it
-            self._function = direct.conv
+            self._function, self.runs = direct.conv, ("direct", False)
             self._kernel_weight = adjoint_weight(self.finite, adjoint.groups)
             self._kernel_geometry = adjoint
 

@@ -9,7 +9,9 @@ process (their dispatcher holds a matching signature) or in the on-disk cache
 through :mod:`warnings` with the category
 :class:`~tconv_sparse.core.config.CompileNotice`, when a call is about to
 compile (``"compiling the gather kernels of conv_transpose for float32 (first
-use, cached afterwards; ...)"``). Silence it with
+use, cached afterwards; ...)"``). The plan names the kernels the call runs
+(:attr:`~tconv_sparse.backends.Prepared.runs`): a stride-1 zero-padded
+``gather`` runs, and announces, the forward ``direct`` kernel. Silence it with
 ``warnings.filterwarnings("ignore", category=CompileNotice)`` (``from
 tconv_sparse.core.config import CompileNotice``), or avoid it by compiling
 ahead of time with ``tconv-sparse warmup``.

@@ -180,8 +180,8 @@ class Plan:
     def run(self, method: str, data: np.ndarray, transposed: bool, conjugate: bool = False) -> np.ndarray:
         """Run one named method on contiguous batched ``data`` of the result dtype (no checks)."""
         channels, spatial = self.out_layout(transposed)
-        compiling.notice_first_use(method, transposed, data.dtype)
         if method == "sparse":
+            compiling.notice_first_use(method, transposed, data.dtype)
             columns = data.reshape(data.shape[0], -1)
             matrix = self.matrix(transposed, conjugate, data.dtype)
             if data.shape[0] == 1:
@@ -189,7 +189,9 @@ class Plan:
             else:
                 result = np.ascontiguousarray(csr.csr_matmul(matrix, columns.T).T)
             return result.reshape(data.shape[0], channels, *spatial)
-        return np.ascontiguousarray(self.prepared(method, transposed, data.dtype, conjugate)(data))
+        prepared = self.prepared(method, transposed, data.dtype, conjugate)
+        compiling.notice_first_use(*prepared.runs, data.dtype)
+        return np.ascontiguousarray(prepared(data))
 
     def prepared(self, method: str, transposed: bool, dtype, conjugate: bool = False) -> Prepared:
         """A fast method of one direction on the weight in ``dtype`` (conjugated), prepared once:
@@ -264,6 +266,6 @@ class Plan:
         if method == "sparse":
             return dtype, channels, spatial, functools.partial(self.run, method, transposed=transposed,
                                                                conjugate=conjugate)
-        compiling.notice_first_use(method, transposed, dtype)
         prepared = self.prepared(method, transposed, dtype, conjugate)
+        compiling.notice_first_use(*prepared.runs, dtype)
         return dtype, channels, spatial, lambda data: np.ascontiguousarray(prepared(data))
