@@ -32,8 +32,9 @@ print(json.dumps({"before": before, "after": compiled("scatter", True, np.float6
 """
 
 
-def _child(cache: Path) -> dict:
-    done = subprocess.run([sys.executable, "-c", _CHILD], capture_output=True, text=True, timeout=600,
+def _child(cache: Path, code: str = _CHILD) -> dict:
+    """Run ``code`` in a child process on the Numba cache ``cache``; the JSON of its last line."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
                           env={**__import__("os").environ, "NUMBA_CACHE_DIR": str(cache),
                                "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
@@ -69,7 +70,6 @@ def test_warmup_jobs_cover_every_method_and_dtype():
 _GATHER_CHILD = """
 import json, warnings
 import numpy as np, tconv_sparse as ts
-from tconv_sparse.backends import compiling
 from tconv_sparse.backends.direct import _direct, _gather
 from tconv_sparse.core.config import CompileNotice
 y, w = np.ones((1, 2, 6, 6), np.float32), np.ones((2, 1, 3, 3), np.float32)
@@ -87,11 +87,7 @@ print(json.dumps({"notices": notices, "compiled": seen}))
 def test_the_notice_names_the_kernel_a_call_compiles(tmp_path):
     """A stride-1 ``gather`` runs (and compiles) the ``direct`` kernel: its notice says so, and the
     stride-2 call that then compiles ``_gather`` has a notice of its own."""
-    done = subprocess.run([sys.executable, "-c", _GATHER_CHILD], capture_output=True, text=True, timeout=600,
-                          env={**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
-                               "PYTHONPATH": str(ROOT)})
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = _child(tmp_path / "cache", _GATHER_CHILD)
     assert result["compiled"] == [[1, 0], [1, 1]]
     tail = " for float32 (first use, cached afterwards; tconv-sparse warmup compiles everything ahead of time)"
     assert result["notices"] == ["compiling the direct kernels of conv" + tail,
