@@ -42,8 +42,10 @@ def rng():
 @pytest.fixture(autouse=True)
 def parallel_chunks_on_small_data(monkeypatch):
     """Run the chunks of every kernel call on the thread pool, however small the test's data:
-    by default calls on fewer than ``PARALLEL_MIN_ELEMENTS`` elements stay on one thread, which
-    would leave the parallel path of the small test problems untested."""
+    by default calls on fewer than ``PARALLEL_MIN_ELEMENTS`` elements, or measured to take less
+    than ``PARALLEL_MIN_SECONDS`` on one thread, stay on one thread, which would leave the
+    parallel path of the small test problems untested."""
     from tconv_sparse.core import config
 
     monkeypatch.setattr(config, "PARALLEL_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(config, "PARALLEL_MIN_SECONDS", 0)

@@ -33,7 +33,7 @@ import numpy as np
 import numba
 import tconv_sparse as ts
 from tconv_sparse.core import config
-config.PARALLEL_MIN_ELEMENTS = 0  # the pool runs the chunks even on this small data
+config.PARALLEL_MIN_ELEMENTS = config.PARALLEL_MIN_SECONDS = 0  # the pool runs the chunks even on this small data
 warnings.simplefilter("always")
 caught = []
 warnings.showwarning = lambda message, *args, **kwargs: caught.append(str(message))
@@ -134,6 +134,7 @@ def test_small_calls_stay_on_the_calling_thread(monkeypatch):
     from tconv_sparse.core import config
 
     monkeypatch.setattr(config, "PARALLEL_MIN_ELEMENTS", 1 << 14)
+    monkeypatch.setattr(config, "PARALLEL_MIN_SECONDS", 0)  # no timing: the size alone decides
     calls = []
 
     def kernel(data, out, chunk, chunks):
@@ -149,6 +150,61 @@ def test_small_calls_stay_on_the_calling_thread(monkeypatch):
         large = run(1 << 14)
         assert sorted(chunk for _, chunk, _ in large) == [0, 1, 2, 3]
         assert {chunks for *_, chunks in large} == {4}
+
+
+def test_calls_timed_below_the_threshold_stay_on_the_calling_thread(monkeypatch):
+    """Each kind of call (kernel and argument shapes) runs its first ``TIMED_CALLS`` calls on the
+    calling thread, timed; it is shared with the pool from then on only if the fastest of them
+    took at least ``PARALLEL_MIN_SECONDS``. A short kind stays on the calling thread for good,
+    and the choice of another kind, or of other shapes, is its own."""
+    import time
+
+    from tconv_sparse.core import config
+
+    monkeypatch.setattr(config, "PARALLEL_MIN_SECONDS", 1e-3)
+    monkeypatch.setattr(config, "_SERIAL_SECONDS", {})
+    calls = []
+
+    def quick(data, out, chunk, chunks):
+        calls.append((threading.get_ident(), chunk, chunks))
+
+    def slow(data, out, chunk, chunks):
+        time.sleep(2e-3)
+        calls.append((threading.get_ident(), chunk, chunks))
+
+    def run(kernel, size=1 << 14):
+        calls.clear()
+        _on_threads(2, lambda: config.run_chunks(kernel, 4, np.zeros(1), np.zeros(size)))
+        return list(calls)
+
+    alone = [(threading.get_ident(), 0, 1)]
+    for _ in range(config.TIMED_CALLS + 3):
+        assert run(quick) == alone
+    for _ in range(config.TIMED_CALLS):
+        assert run(slow) == alone
+    assert run(slow, (1 << 14) + 1) == alone  # other shapes are timed afresh
+    assert run(quick) == alone
+    if numba.config.NUMBA_NUM_THREADS >= 2:
+        assert sorted(chunk for _, chunk, _ in run(slow)) == [0, 1, 2, 3]
+    fastest = config._SERIAL_SECONDS[(quick, (1, "d"), (1 << 14, "d"))]
+    assert fastest[0] == config.TIMED_CALLS and fastest[1] < 1e-3
+
+
+def test_the_timings_are_bounded(monkeypatch):
+    """The table of timed kinds is emptied when it is full, so a stream of new shapes cannot
+    grow it without bound."""
+    from tconv_sparse.core import config
+
+    monkeypatch.setattr(config, "PARALLEL_MIN_SECONDS", 1.0)
+    monkeypatch.setattr(config, "_SERIAL_SECONDS", {})
+    monkeypatch.setattr(config, "_MOST_KINDS", 3)
+
+    def kernel(out, chunk, chunks):
+        pass
+
+    for size in range(1 << 14, (1 << 14) + 7):
+        _on_threads(2, lambda: config.run_chunks(kernel, 4, np.zeros(size)))
+        assert 1 <= len(config._SERIAL_SECONDS) <= 3
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs a pool of two threads")

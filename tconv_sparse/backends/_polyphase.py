@@ -375,16 +375,23 @@ def pad_planes(y: np.ndarray, plan: PlanePlan, gemm_layout: bool = False) -> np.
     Returns ``(N, C, lead, rows, pad_width)`` with the rows at column
     ``pad_margin``; with ``gemm_layout``, ``(C, lead, N, pad_rows, pad_width)``
     (channel-major, for the GEMM) with the rows also starting at row ``pad_top``.
-    (NumPy: one copy into zeros.)
+    (NumPy: one copy, and zeros written only into the margins, not first over the whole
+    buffer.)
     """
     batch, channels, lead, rows, cols = y.shape
     margin = plan.pad_margin
     if gemm_layout:
-        out = np.zeros((channels, lead, batch, plan.pad_rows, plan.pad_width), dtype=y.dtype)
-        out[:, :, :, plan.pad_top:plan.pad_top + rows, margin:margin + cols] = y.transpose(1, 2, 0, 3, 4)
+        out = np.empty((channels, lead, batch, plan.pad_rows, plan.pad_width), dtype=y.dtype)
+        top, source = plan.pad_top, y.transpose(1, 2, 0, 3, 4)
+        out[..., :top, :] = 0
+        out[..., top + rows:, :] = 0
+        body = out[..., top:top + rows, :]
     else:
-        out = np.zeros((batch, channels, lead, rows, plan.pad_width), dtype=y.dtype)
-        out[..., margin:margin + cols] = y
+        out = np.empty((batch, channels, lead, rows, plan.pad_width), dtype=y.dtype)
+        source, body = y, out
+    body[..., :margin] = 0
+    body[..., margin + cols:] = 0
+    body[..., margin:margin + cols] = source
     return out
 
 

@@ -22,6 +22,8 @@ from several Python threads are safe whatever ``NUMBA_THREADING_LAYER`` says.
 The work is split into tiles that do not depend on the thread count, so every
 fixed method gives bit-for-bit the same result on any number of threads.
 ``numba.set_num_threads`` (or ``NUMBA_NUM_THREADS``) sets the thread count.
+Calls too short for a second thread to pay for its wake-up stay on the calling
+thread (:data:`PARALLEL_MIN_ELEMENTS`, :data:`PARALLEL_MIN_SECONDS`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import itertools
 import math
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -137,12 +140,57 @@ def _pool():
 #: about 50 µs on one)
 PARALLEL_MIN_ELEMENTS = 1 << 14
 
+#: a call of a larger output still stays on the calling thread when it is measured to take less
+#: than this on one thread. Sharing a call costs a helper's wake-up at its start and often the
+#: caller's at its end (each 50-100 µs on a virtual machine that halts idle cores), so two
+#: threads only pay from about twice that: on the 2-core EPYC VM a 65536-sample signal
+#: (30-90 µs per kernel call) is 1.5-2x faster on one thread, a 512x512 image (150-450 µs) 1.5-2x
+#: faster on two. 0 shares every call of at least :data:`PARALLEL_MIN_ELEMENTS` outputs.
+PARALLEL_MIN_SECONDS = 150e-6
+
+#: calls of each kind (kernel and argument shapes) that :func:`run_chunks` runs and times on the
+#: calling thread before it fixes the choice; the fastest counts, since the first call of a
+#: kind also compiles or faults in fresh pages
+TIMED_CALLS = 3
+
+#: kinds of call timed so far: (kernel, shape and dtype of each array argument) -> [calls timed,
+#: fastest seconds]
+_SERIAL_SECONDS: dict = {}
+
+#: :data:`_SERIAL_SECONDS` is emptied when it holds this many kinds (a bound on its memory)
+_MOST_KINDS = 4096
+
 
 def _small(args) -> bool:
     """Whether the output array, the last of ``args`` by the kernels' convention, is below
     :data:`PARALLEL_MIN_ELEMENTS` elements (a cheap measure of a call's work)."""
     out = args[-1] if args else None
     return isinstance(out, np.ndarray) and out.size < PARALLEL_MIN_ELEMENTS
+
+
+def _ran_alone(kernel, args) -> bool:
+    """Run ``kernel(*args, 0, 1)`` on the calling thread and return ``True`` while calls of its
+    kind are still being timed or were timed below :data:`PARALLEL_MIN_SECONDS`; return
+    ``False``, having run nothing, once the kind is known to take longer."""
+    if PARALLEL_MIN_SECONDS <= 0:
+        return False
+    kind = (kernel, *(arg.shape + (arg.dtype.char,) for arg in args if type(arg) is np.ndarray))
+    timed = _SERIAL_SECONDS.get(kind)
+    if timed is not None and timed[0] >= TIMED_CALLS:
+        if timed[1] >= PARALLEL_MIN_SECONDS:
+            return False
+        kernel(*args, 0, 1)
+        return True
+    start = time.perf_counter()
+    kernel(*args, 0, 1)
+    seconds = time.perf_counter() - start
+    if timed is None:
+        if len(_SERIAL_SECONDS) >= _MOST_KINDS:
+            _SERIAL_SECONDS.clear()
+        _SERIAL_SECONDS[kind] = [1, seconds]
+    else:
+        timed[0], timed[1] = timed[0] + 1, min(timed[1], seconds)
+    return True
 
 
 def run_chunks(kernel, chunks: int, *args) -> None:
@@ -159,7 +207,10 @@ def run_chunks(kernel, chunks: int, *args) -> None:
     its work by :func:`task_range` (as every kernel of the package does): on
     one thread it is called once, as chunk 0 of 1, which skips the Python
     overhead of one call per chunk, as are calls whose output (the last of
-    ``args``) has fewer than :data:`PARALLEL_MIN_ELEMENTS` elements.
+    ``args``) has fewer than :data:`PARALLEL_MIN_ELEMENTS` elements, and calls measured to
+    take less than :data:`PARALLEL_MIN_SECONDS` on one thread (the first :data:`TIMED_CALLS`
+    calls of each kernel and argument shapes run on the calling thread and are timed; the
+    choice never changes a result).
 
     Examples
     --------
@@ -178,6 +229,8 @@ def run_chunks(kernel, chunks: int, *args) -> None:
     threads = min(num_threads(), chunks)
     if threads <= 1 or _small(args):
         kernel(*args, 0, 1)  # one call does every chunk's tasks (the tasks, not the chunks, fix the result)
+        return
+    if _ran_alone(kernel, args):
         return
     claim = itertools.count()
 
