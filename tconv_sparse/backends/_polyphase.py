@@ -339,19 +339,26 @@ def fold_planes(out: np.ndarray, geometry, plan: PlanePlan) -> np.ndarray:
 @jit
 def _split(x, length_b, length_c, stride_b, stride_c, split_b, width, margin, out, chunk, chunks):
     """Flat (1-D C-contiguous) ``x`` ``(planes, length_b, length_c)`` into flat ``out``
-    ``(planes, s_b, s_c, split_b, width)``; each task writes one plane."""
+    ``(planes, s_b, s_c, split_b, width)``; each task writes one plane, row by row (no index
+    arithmetic per row beyond additions), each row's zeros only where no input lands."""
     first_task, end_task = task_range(chunk, chunks, len(x) // (length_b * length_c))
-    for row in range(first_task * stride_b * stride_c * split_b, end_task * stride_b * stride_c * split_b):
-        jb, pc, pb = row % split_b, (row // split_b) % stride_c, (row // (split_b * stride_c)) % stride_b
-        ib = jb * stride_b + pb
-        valid = (length_c - pc + stride_c - 1) // stride_c if ib < length_b else 0
-        plane = row // (split_b * stride_c * stride_b)
-        target, source = np.uint64(row * width), np.uint64((plane * length_b + ib) * length_c + pc)
-        for j in range(np.uint64(width)):
-            out[target + j] = 0
-        target, step = np.uint64(row * width + margin), np.uint64(stride_c)
-        for j in range(np.uint64(valid)):
-            out[target + j] = x[source + j * step]
+    step, edge = np.uint64(stride_c), np.uint64(margin)
+    for plane in range(first_task, end_task):
+        target = np.uint64(plane * stride_b * stride_c * split_b * width)
+        for pb in range(stride_b):
+            for pc in range(stride_c):
+                valid = np.uint64((length_c - pc + stride_c - 1) // stride_c)
+                for jb in range(split_b):
+                    ib = jb * stride_b + pb
+                    count = valid if ib < length_b else np.uint64(0)
+                    source = np.uint64((plane * length_b + ib) * length_c + pc)
+                    for j in range(edge):
+                        out[target + j] = 0
+                    for j in range(count):
+                        out[target + edge + j] = x[source + j * step]
+                    for j in range(edge + count, np.uint64(width)):
+                        out[target + j] = 0
+                    target += np.uint64(width)
 
 
 def split_planes(x: np.ndarray, plan: PlanePlan) -> np.ndarray:
