@@ -237,7 +237,8 @@ def check_weight_shape(shape) -> tuple:
 def as_weight(weight) -> np.ndarray:
     """Return ``weight`` as an array with at least one spatial axis and no empty axis."""
     array = _as_numeric_array("weight", weight)
-    check_weight_shape(array.shape)
+    if array.ndim < 3 or 0 in array.shape:  # an array's shape is ints already: only the rules
+        check_weight_shape(array.shape)
     return array
 
 
