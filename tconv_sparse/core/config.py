@@ -257,9 +257,10 @@ def chunk_count(tasks: int) -> int:
 CHUNKS_PER_THREAD = 2
 
 
-@jit
+@jit(inline=True)
 def task_range(chunk, chunks, tasks):
-    """Tasks ``[first, last)`` of chunk ``chunk`` of ``chunks`` (even split)."""
+    """Tasks ``[first, last)`` of chunk ``chunk`` of ``chunks`` (even split; inlined into the
+    kernels, so it is not compiled as a function of its own)."""
     return chunk * tasks // chunks, (chunk + 1) * tasks // chunks
 
 
