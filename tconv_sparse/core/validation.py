@@ -223,7 +223,7 @@ def _as_numeric_array(name: str, value) -> np.ndarray:
 
 def check_weight_shape(shape) -> tuple:
     """Check a weight shape ``(C_out, C_in // groups, *kernel_size)``; return it as ints."""
-    shape = tuple(int(size) for size in shape)
+    shape = tuple(map(int, shape))
     if len(shape) < 3:
         raise ValueError(
             "weight must have shape (C_out, C_in // groups, *kernel_size) with at least one "
@@ -237,8 +237,7 @@ def check_weight_shape(shape) -> tuple:
 def as_weight(weight) -> np.ndarray:
     """Return ``weight`` as an array with at least one spatial axis and no empty axis."""
     array = _as_numeric_array("weight", weight)
-    if array.ndim < 3 or 0 in array.shape:  # an array's shape is ints already: only the rules
-        check_weight_shape(array.shape)
+    check_weight_shape(array.shape)
     return array
 
 

@@ -78,15 +78,16 @@ def function_plan(transposed: bool, weight, spatial: tuple, method: str, kwargs:
     are validated by :class:`Geometry` unless an identical call already was.
     """
     key = (transposed, weight.shape, spatial, *_arguments_key(kwargs))
-    small = weight.nbytes <= MAX_WEIGHT_BYTES
-    plan_key = (key, method, weight.dtype.str, weight.tobytes()) if small else None
-    plan = _get(_plans, plan_key) if small else None
-    if plan is not None:  # a repeated call: one lookup
-        return plan
+    plan_key = None
+    if weight.nbytes <= MAX_WEIGHT_BYTES:  # the weight enters the key by value
+        plan_key = (key, method, weight.dtype.str, weight.tobytes())
+        plan = _get(_plans, plan_key)
+        if plan is not None:  # a repeated call: this one lookup
+            return plan
     geometry = _geometry(transposed, weight.shape, spatial, kwargs, key)
     forward, transpose = ("auto", method) if transposed else (method, "auto")
     plan = Plan(geometry, weight, forward=forward, transpose=transpose)
-    return _remember(_plans, plan_key, plan) if small else plan
+    return plan if plan_key is None else _remember(_plans, plan_key, plan)
 
 
 def clear() -> None:
