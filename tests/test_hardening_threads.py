@@ -17,6 +17,7 @@ independent.
 from __future__ import annotations
 
 import threading
+import time
 
 import numba
 import numpy as np
@@ -207,21 +208,38 @@ def test_the_timings_are_bounded(monkeypatch):
         assert 1 <= len(config._SERIAL_SECONDS) <= 3
 
 
-@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs a pool of two threads")
-def test_a_call_does_not_wait_for_helpers_that_have_not_started():
-    """The calling thread claims chunks too: when it has done them all before a helper woke
-    up, the call returns at once (the helper is cancelled) instead of waiting for the wake-up.
-    Here every pool thread is held busy, so the old wait never returned until they were freed."""
+_TWO = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs a helper thread")
+
+
+def _large_call(kernel, chunks=4):
+    """``run_chunks`` on two threads with an output large enough to be shared."""
     from tconv_sparse.core import config
 
-    release = threading.Event()
-    busy = [config._pool().submit(release.wait) for _ in range(numba.config.NUMBA_NUM_THREADS)]
-    chunks_done = []
-    finished = threading.Event()
+    _on_threads(2, lambda: config.run_chunks(kernel, chunks, np.zeros(1), np.zeros(1 << 14)))
+
+
+@_TWO
+def test_a_call_does_not_wait_for_helpers_that_have_not_started(monkeypatch):
+    """The calling thread claims chunks too: when it has done them all before a helper started,
+    the call returns at once instead of waiting for it. Here the only helper is held before it
+    ever looks for work, so a wait for it would never end."""
+    from tconv_sparse.core import config
+
+    release, started = threading.Event(), threading.Event()
+    helper = config._Team._helper
+
+    def held(team, index):
+        started.set()
+        release.wait()
+        helper(team, index)
+
+    monkeypatch.setattr(config._Team, "_helper", held)
+    monkeypatch.setattr(config, "_TEAM", config._Team(1))
+    assert started.wait(timeout=10)
+    chunks_done, finished = [], threading.Event()
 
     def call():
-        _on_threads(2, lambda: config.run_chunks(lambda data, out, chunk, chunks: chunks_done.append(chunk),
-                                                 4, np.zeros(1), np.zeros(1 << 14)))
+        _large_call(lambda data, out, chunk, chunks: chunks_done.append(chunk))
         finished.set()
 
     caller = threading.Thread(target=call)
@@ -232,5 +250,106 @@ def test_a_call_does_not_wait_for_helpers_that_have_not_started():
     finally:
         release.set()
         caller.join()
-        for future in busy:
-            future.result()
+
+
+@_TWO
+def test_a_call_from_another_thread_runs_alone_while_the_helpers_are_busy(monkeypatch):
+    """One call at a time has the helpers; a call from another thread meanwhile runs on its own
+    thread (whole, as chunk 0 of 1) instead of waiting for them."""
+    from tconv_sparse.core import config
+
+    monkeypatch.setattr(config, "PARALLEL_MIN_SECONDS", 0)
+    on_helper, release = threading.Event(), threading.Event()
+
+    def blocking(data, out, chunk, chunks):
+        if threading.current_thread().name.startswith("tconv_sparse"):
+            on_helper.set()
+            release.wait()
+        else:
+            on_helper.wait(timeout=1)  # leave a chunk for the helper
+
+    first = threading.Thread(target=_large_call, args=(blocking,))
+    first.start()
+    try:
+        assert on_helper.wait(timeout=10), "no helper took a chunk"
+        calls = []
+        _large_call(lambda data, out, chunk, chunks: calls.append((threading.get_ident(), chunk, chunks)))
+        assert calls == [(threading.get_ident(), 0, 1)]
+    finally:
+        release.set()
+        first.join()
+
+
+@_TWO
+def test_an_error_in_any_chunk_is_raised_after_every_chunk_ran(monkeypatch):
+    """An exception in a chunk, on a helper or on the calling thread, is raised by ``run_chunks``
+    once every chunk has run (no helper is still writing when it returns), and the next call is
+    whole."""
+    from tconv_sparse.core import config
+
+    monkeypatch.setattr(config, "PARALLEL_MIN_SECONDS", 0)
+    for failing in range(4):
+        ran = []
+
+        def kernel(data, out, chunk, chunks):
+            time.sleep(1e-3)
+            ran.append(chunk)
+            if chunk == failing:
+                raise ZeroDivisionError(f"chunk {chunk}")
+
+        with pytest.raises(ZeroDivisionError, match=f"chunk {failing}"):
+            _large_call(kernel)
+        assert sorted(ran) == [0, 1, 2, 3]
+        ran.clear()
+        _large_call(lambda data, out, chunk, chunks: ran.append(chunk))
+        assert sorted(ran) == [0, 1, 2, 3]
+
+
+@_TWO
+def test_parked_helpers_sleep_and_wake_for_the_next_call(monkeypatch):
+    """``park_helpers`` (called before BLAS products) sends spinning helpers to sleep at once;
+    the next call wakes them and they share its chunks again."""
+    from tconv_sparse.core import config
+
+    monkeypatch.setattr(config, "PARALLEL_MIN_SECONDS", 0)
+    monkeypatch.setattr(config, "HELPER_SPIN_SECONDS", 10.0)  # only parking ends the spinning
+    _large_call(lambda *args: None)
+    team = config._team()
+    config.park_helpers()
+    deadline = time.monotonic() + 10
+    while team.sleeping < team.helpers and time.monotonic() < deadline:
+        time.sleep(1e-3)
+    assert team.sleeping == team.helpers
+    threads = set()
+
+    def kernel(data, out, chunk, chunks):
+        time.sleep(5e-3)
+        threads.add(threading.get_ident())
+
+    for _ in range(20):
+        _large_call(kernel)
+        if len(threads) == 2:
+            break
+    assert len(threads) == 2, "no woken helper took a chunk"
+
+
+def test_a_forked_child_runs_calls_without_the_parents_helpers():
+    """The helper threads do not survive ``fork``: a child process starts its own."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    from tconv_sparse.core import config
+
+    _large_call(lambda *args: None)  # the parent's helpers exist
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(_child_call, ()) == [0, 1, 2, 3]
+
+
+def _child_call():
+    from tconv_sparse.core import config
+
+    config.PARALLEL_MIN_SECONDS = 0
+    chunks = []
+    _large_call(lambda data, out, chunk, chunks_: chunks.append(chunk))
+    return sorted(chunks)

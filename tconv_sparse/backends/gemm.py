@@ -22,6 +22,8 @@ import ctypes
 
 import numpy as np
 
+from tconv_sparse.core.config import park_helpers
+
 __all__ = ["gemm", "shifted_gemms"]
 
 _INT_MAX = 2**31 - 1
@@ -132,6 +134,7 @@ def shifted_gemms(target: np.ndarray, source: np.ndarray, weights: np.ndarray, t
         ``[first, last)``: the flat positions ``q`` computed; ``q + shift`` must stay inside
         ``[0, length)`` for every term (a ValueError otherwise: BLAS does not check bounds).
     """
+    park_helpers()  # BLAS's threads get the cores, not helpers spinning for their next call
     first, last = span
     groups, rows_in, rows_out = weights.shape[1:]
     length, m = source.shape[1], last - first

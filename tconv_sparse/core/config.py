@@ -22,8 +22,12 @@ from several Python threads are safe whatever ``NUMBA_THREADING_LAYER`` says.
 The work is split into tiles that do not depend on the thread count, so every
 fixed method gives bit-for-bit the same result on any number of threads.
 ``numba.set_num_threads`` (or ``NUMBA_NUM_THREADS``) sets the thread count.
-Calls too short for a second thread to pay for its wake-up stay on the calling
-thread (:data:`PARALLEL_MIN_ELEMENTS`, :data:`PARALLEL_MIN_SECONDS`).
+Calls too short for a second thread to pay for the hand-off stay on the calling
+thread (:data:`PARALLEL_MIN_ELEMENTS`, :data:`PARALLEL_MIN_SECONDS`). Between
+calls the helper threads spin for a moment on a word of shared memory, with the
+GIL released (:mod:`tconv_sparse.core._spin`), so back-to-back calls do not pay
+a thread wake-up, and they are sent to sleep before BLAS products
+(:func:`park_helpers`).
 """
 
 from __future__ import annotations
@@ -35,14 +39,13 @@ import math
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from tconv_sparse.core.validation import BYTES_RULE, parse_max_bytes
 
 __all__ = ["WORK_CHUNK_BYTES", "CHUNKS_PER_THREAD", "CompileNotice", "get_max_bytes", "jit", "num_threads",
-           "numba_threads", "run_chunks", "chunk_count", "task_range", "set_max_bytes"]
+           "numba_threads", "park_helpers", "run_chunks", "chunk_count", "task_range", "set_max_bytes"]
 
 
 class CompileNotice(UserWarning):
@@ -120,18 +123,143 @@ def jit(function=None, *, inline: bool = False):
     return _Kernel(function, _INLINE_FLAGS if inline else _JIT_FLAGS)
 
 
-#: the worker threads of :func:`run_chunks`, created on first use
-_POOL = None
-_POOL_LOCK = threading.Lock()
+class _Team:
+    """The helper threads of :func:`run_chunks`: started on first use, they wait between calls by
+    spinning for :data:`HELPER_SPIN_SECONDS` (then sleep), so a call that follows soon after
+    another does not pay their wake-up; the caller waits for them the same way, for up to
+    :data:`CALLER_SPIN_SECONDS`. One call at a time owns the team (:attr:`lock`); a call from
+    another thread meanwhile runs on its own thread.
+
+    Shared words (int64, one cache line each): ``GO`` holds the newest call's number, ``PARK``
+    tells spinning helpers to sleep at once (:func:`park_helpers`), and helper ``i``'s word
+    holds ``call << 20 | chunks it ran of that call`` once it is done with a call.
+    """
+
+    GO, PARK, LINE = 0, 8, 8
+    #: chunks a helper's word can count (20 bits); calls of more chunks run on one thread
+    MOST_CHUNKS = (1 << 20) - 1
+
+    def __init__(self, helpers: int):
+        from tconv_sparse.core import _spin
+
+        self.spin = _spin
+        self.helpers = helpers
+        self.words = np.zeros(self.LINE * (2 + helpers), dtype=np.int64)
+        self.lock = threading.Lock()
+        self.cond = threading.Condition()
+        self.task = (0, 0, None)  # (call number, helpers wanted, work)
+        self.sleeping = 0
+        self.turns_per_second = self._calibrate()
+        for index in range(helpers):
+            threading.Thread(target=self._helper, args=(index,), name=f"tconv_sparse-{index}",
+                             daemon=True).start()
+
+    def _calibrate(self) -> float:
+        """Spin turns per second on this machine (the waits are bounded in turns)."""
+        turns, best = 1 << 14, math.inf
+        for _ in range(3):
+            start = time.perf_counter()
+            self.spin.await_change(self.words, self.GO, 0, turns, self.PARK, -1, 0, 0)
+            best = min(best, time.perf_counter() - start)
+        return turns / max(best, 1e-9)
+
+    def _turns(self, seconds: float) -> int:
+        return max(0, int(seconds * self.turns_per_second))
+
+    def _slot(self, index: int) -> int:
+        return self.LINE * (2 + index)
+
+    def _helper(self, index: int) -> None:
+        words, seen, slot, done = self.words, 0, self._slot(index), -1
+        while True:
+            # publishing the last call's chunks with the GIL released lets the waiting caller
+            # take the GIL back at once
+            if self.spin.await_change(words, self.GO, seen, self._turns(HELPER_SPIN_SECONDS), self.PARK,
+                                      slot if done >= 0 else -1, done, self._turns(GRACE_SECONDS)) == seen:
+                with self.cond:
+                    self.sleeping += 1
+                    while words[self.GO] == seen:
+                        self.cond.wait()
+                    self.sleeping -= 1
+            call, wanted, work = self.task
+            seen, done = call, -1
+            if index < wanted:
+                done = call << 20 | work()
+
+    def _done(self, call: int) -> int:
+        slots = self.words[self._slot(0)::self.LINE]
+        return int(np.sum(slots[slots >> 20 == call] & 0xFFFFF))
+
+    def run(self, work, helpers: int, chunks: int) -> None:
+        """Run ``work(start)`` (which calls ``start()`` before its first chunk and returns the number
+        of chunks it ran) on the calling thread and ``helpers`` helpers until all ``chunks`` ran.
+        The caller must hold :attr:`lock`."""
+        call = self.task[0] + 1
+        self.task = (call, helpers, work)
+        words = self.words
+        words[self.PARK] = 0
+        with self.cond:
+            sleeping = self.sleeping
+
+        def start():  # as late as possible: the helpers take the GIL when this thread lets it go
+            words[self.GO] = call
+            if sleeping:
+                with self.cond:
+                    self.cond.notify_all()
+
+        left = chunks - work(start)
+        if left and not self.spin.await_total(words, self._slot(0), self.LINE, self.helpers, call, left,
+                                              self._turns(CALLER_SPIN_SECONDS)):
+            with self.cond:  # a helper publishes without the lock, so poll (the call is long by now)
+                while self._done(call) < left:
+                    self.cond.wait(CALLER_POLL_SECONDS)
+
+    def park(self) -> None:
+        self.words[self.PARK] = 1
 
 
-def _pool():
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=_numba().config.NUMBA_NUM_THREADS,
-                                       thread_name_prefix="tconv_sparse")
-        return _POOL
+#: the helper threads of :func:`run_chunks`, created on first use
+_TEAM = None
+_TEAM_LOCK = threading.Lock()
+
+#: how long a helper of :func:`run_chunks` spins for the next call before it sleeps (waking a
+#: sleeping thread costs 50-100 µs on a virtual machine that halts idle cores)
+HELPER_SPIN_SECONDS = 300e-6
+
+#: how long a call of :func:`run_chunks` spins for its helpers to finish before it sleeps
+CALLER_SPIN_SECONDS = 2e-3
+
+#: how often a call that slept after :data:`CALLER_SPIN_SECONDS` looks again
+CALLER_POLL_SECONDS = 1e-3
+
+#: how long a helper that saw a call start waits before it takes the GIL (the caller releases it
+#: a few microseconds later, as its own first chunk starts; taking a held GIL is a sleep)
+GRACE_SECONDS = 4e-6
+
+
+def _team() -> _Team:
+    global _TEAM
+    with _TEAM_LOCK:
+        if _TEAM is None:
+            _TEAM = _Team(_numba().config.NUMBA_NUM_THREADS - 1)
+        return _TEAM
+
+
+def _forget_team() -> None:
+    """In a forked child: the helpers did not survive the fork (and their locks may be held)."""
+    global _TEAM, _TEAM_LOCK
+    _TEAM, _TEAM_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_team)
+
+
+def park_helpers() -> None:
+    """Tell spinning helpers of :func:`run_chunks` to sleep now, before a call that needs every
+    core for something else (a BLAS product: two pools spinning against each other slow both)."""
+    if _TEAM is not None:
+        _TEAM.park()
 
 
 #: :func:`run_chunks` runs on the calling thread alone when its output (the kernel's last argument)
@@ -142,7 +270,8 @@ PARALLEL_MIN_ELEMENTS = 1 << 14
 
 #: a call of a larger output still stays on the calling thread when it is measured to take less
 #: than this on one thread. Sharing a call costs a helper's wake-up at its start and often the
-#: caller's at its end (each 50-100 µs on a virtual machine that halts idle cores), so two
+#: caller's at its end (each 50-100 µs on a virtual machine that halts idle cores, when the
+#: helper slept; 20-40 µs of GIL hand-offs and Python calls when it was spinning), so two
 #: threads only pay from about twice that: on the 2-core EPYC VM a 65536-sample signal
 #: (30-90 µs per kernel call) is 1.5-2x faster on one thread, a 512x512 image (150-450 µs) 1.5-2x
 #: faster on two. 0 shares every call of at least :data:`PARALLEL_MIN_ELEMENTS` outputs.
@@ -227,24 +356,38 @@ def run_chunks(kernel, chunks: int, *args) -> None:
     [0.0, 2.0, 4.0, 6.0, 8.0]
     """
     threads = min(num_threads(), chunks)
-    if threads <= 1 or _small(args):
+    if threads <= 1 or chunks > _Team.MOST_CHUNKS or _small(args):
         kernel(*args, 0, 1)  # one call does every chunk's tasks (the tasks, not the chunks, fix the result)
         return
     if _ran_alone(kernel, args):
         return
-    claim = itertools.count()
+    team = _team()
+    if not team.lock.acquire(blocking=False):  # another thread's call has the helpers
+        kernel(*args, 0, 1)
+        return
+    try:
+        claim = itertools.count()
+        errors = []
 
-    def work():
-        chunk = next(claim)
-        while chunk < chunks:
-            kernel(*args, chunk, chunks)
+        def work(start=None):
+            ran = 0
             chunk = next(claim)
+            if start is not None:
+                start()
+            while chunk < chunks:
+                try:
+                    kernel(*args, chunk, chunks)
+                except BaseException as error:  # raised on the calling thread, after every chunk
+                    errors.append(error)
+                ran += 1
+                chunk = next(claim)
+            return ran
 
-    helpers = [_pool().submit(work) for _ in range(threads - 1)]
-    work()
-    for helper in helpers:
-        if not helper.cancel():  # a helper that has not woken up yet has nothing left to do
-            helper.result()
+        team.run(work, threads - 1, chunks)
+    finally:
+        team.lock.release()
+    if errors:
+        raise errors[0]
 
 
 def chunk_count(tasks: int) -> int:
