@@ -35,6 +35,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from tconv_sparse.core import validation as v
+from tconv_sparse.core import scratch
 from tconv_sparse.core.config import chunk_count, jit, run_chunks, task_range
 from tconv_sparse.core.index_maps import AxisMap, axis_map, map_bytes, product_map, product_map_bytes
 from tconv_sparse.backends._numpy_ops import fold
@@ -372,10 +373,11 @@ def split_planes(x: np.ndarray, plan: PlanePlan) -> np.ndarray:
 
     Returns ``(N, C, lead, s_b, s_c, split_b, split_width)`` with
     ``out[..., p_b, p_c, j_b, split_margin + j_c] = x[..., j_b*s_b + p_b, j_c*s_c + p_c]``,
-    zero elsewhere. (The kernel sees flat arrays: one specialization per dtype.)
+    zero elsewhere. (The kernel sees flat arrays: one specialization per dtype.) A work buffer of
+    :mod:`~tconv_sparse.core.scratch`: give it back when done.
     """
     rows, cols = plan.rows, plan.cols
-    out = np.empty((*x.shape[:3], rows.stride, cols.stride, rows.split, plan.split_width), dtype=x.dtype)
+    out = scratch.take((*x.shape[:3], rows.stride, cols.stride, rows.split, plan.split_width), x.dtype)
     run_chunks(_split, chunk_count(math.prod(x.shape[:3])), np.ascontiguousarray(x).reshape(-1),
                rows.length, cols.length, rows.stride, cols.stride, rows.split, plan.split_width,
                plan.split_margin, out.reshape(-1))
@@ -389,18 +391,18 @@ def pad_planes(y: np.ndarray, plan: PlanePlan, gemm_layout: bool = False) -> np.
     ``pad_margin``; with ``gemm_layout``, ``(C, lead, N, pad_rows, pad_width)``
     (channel-major, for the GEMM) with the rows also starting at row ``pad_top``.
     (NumPy: one copy, and zeros written only into the margins, not first over the whole
-    buffer.)
+    buffer.) A work buffer of :mod:`~tconv_sparse.core.scratch`: give it back when done.
     """
     batch, channels, lead, rows, cols = y.shape
     margin = plan.pad_margin
     if gemm_layout:
-        out = np.empty((channels, lead, batch, plan.pad_rows, plan.pad_width), dtype=y.dtype)
+        out = scratch.take((channels, lead, batch, plan.pad_rows, plan.pad_width), y.dtype)
         top, source = plan.pad_top, y.transpose(1, 2, 0, 3, 4)
         out[..., :top, :] = 0
         out[..., top + rows:, :] = 0
         body = out[..., top:top + rows, :]
     else:
-        out = np.empty((batch, channels, lead, rows, plan.pad_width), dtype=y.dtype)
+        out = scratch.take((batch, channels, lead, rows, plan.pad_width), y.dtype)
         source, body = y, out
     body[..., :margin] = 0
     body[..., margin + cols:] = 0

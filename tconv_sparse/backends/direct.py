@@ -31,6 +31,7 @@ import math
 
 import numpy as np
 
+from tconv_sparse.core import scratch
 from tconv_sparse.core.config import chunk_count, jit, run_chunks, task_range
 from tconv_sparse.core.matrix import canonical_weight
 from tconv_sparse.backends._numpy_ops import pad
@@ -118,6 +119,7 @@ def conv(x: np.ndarray, weight: np.ndarray, geometry) -> np.ndarray:
     most_terms = geometry.in_channels_per_group * plan.most_lead_taps * rows.kernel * cols.kernel
     run_chunks(_direct, chunks, xs, _flat_weight(weight), geometry.groups, lead.row_ptr, lead.col,
                lead.tap_ptr, lead.tap, *plan.forward_taps, most_terms, tile, out_planes)
+    scratch.give(xs)
     return out
 
 
@@ -183,9 +185,10 @@ def conv_transpose_gather(y: np.ndarray, weight: np.ndarray, geometry) -> np.nda
     tile, chunks = tiling(math.prod(out.shape[:3]), rows.split, plan.pad_width)
     most_terms = geometry.out_channels_per_group * plan.most_lead_entries * rows.most_phase_taps \
         * cols.most_phase_taps
-    run_chunks(_gather, chunks, pad_planes(plane_view(y, plan.out_spatial), plan), _flat_weight(weight),
-               geometry.groups, lead.back_ptr, lead.back_out, lead.back_tap, *plan.transpose_taps,
-               rows.stride, cols.stride, most_terms, tile, out)
+    planes = pad_planes(plane_view(y, plan.out_spatial), plan)
+    run_chunks(_gather, chunks, planes, _flat_weight(weight), geometry.groups, lead.back_ptr, lead.back_out,
+               lead.back_tap, *plan.transpose_taps, rows.stride, cols.stride, most_terms, tile, out)
+    scratch.give(planes)
     return fold_planes(out, geometry, plan)
 
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tconv_sparse.core import scratch
 from tconv_sparse.core.config import WORK_CHUNK_BYTES, chunk_count, jit, numba_threads, run_chunks, task_range
 from tconv_sparse.backends._numpy_ops import chunk_budget as _numpy_chunk_budget, pad
 from tconv_sparse.backends._polyphase import fold_planes, plane_plan, plane_view
@@ -265,18 +266,18 @@ def _run(data, weight, geometry, transposed, out):
     for start, stop, first, last in _chunks(data.shape[0], plan.result_rows, sizes):
         n, results = stop - start, last - first
         height = plan.rows(results)
-        source = np.empty((*source_shape, n, height, plan.width, data.shape[1]), dtype=data.dtype)
+        source = scratch.take((*source_shape, n, height, plan.width, data.shape[1]), data.dtype)
         run_chunks(_to_planes, chunk_count(source_shape[0] * n * height), data[start:stop], plan.top, first,
                    plan.margin, source)
-        target = np.empty((*target_shape, n, height, plan.width, out.shape[1]), dtype=data.dtype)
+        target = scratch.take((*target_shape, n, height, plan.width, out.shape[1]), data.dtype)
         shifted_gemms(target.reshape(plan.target_blocks, n * height * plan.width, out.shape[1]),
                       source.reshape(plan.source_blocks, n * height * plan.width, data.shape[1]),
                       weights, plan.terms, plan.span(n, results))
-        del source
+        scratch.give(source)
         part = out[start:stop, :, :, first * step:last * step]
         run_chunks(_from_planes, chunk_count(n * part.shape[2] * part.shape[3]), target, plan.top, plan.margin,
                    part)
-        del target
+        scratch.give(target)
     return out
 
 
