@@ -15,7 +15,10 @@ from tconv_sparse.core import scratch
 
 @pytest.fixture
 def empty_pool(monkeypatch):
-    monkeypatch.setattr(scratch, "_IDLE", [])
+    monkeypatch.setattr(scratch, "_IDLE", {})
+    monkeypatch.setattr(scratch, "_BY_SIZE", {})
+    monkeypatch.setattr(scratch, "_idle_bytes", 0)
+    monkeypatch.setattr(scratch, "MIN_BYTES", 0)  # the small arrays of these tests are kept too
     return scratch._IDLE
 
 
@@ -76,7 +79,7 @@ def test_idle_bytes_are_bounded(empty_pool, monkeypatch):
     for block in blocks:
         scratch.give(block)
     assert scratch.idle_bytes() == 9_000
-    assert [idle.ctypes.data for idle in empty_pool] == [block.ctypes.data for block in blocks[2:]]
+    assert list(empty_pool) == [id(block.base) for block in blocks[2:]]
     scratch.give(scratch.take((20_000,), np.uint8))  # larger than the bound alone: not kept
     assert scratch.idle_bytes() == 9_000
     old = ts.set_max_bytes(16_000)
@@ -85,6 +88,17 @@ def test_idle_bytes_are_bounded(empty_pool, monkeypatch):
         assert scratch.idle_bytes() <= 2_000
     finally:
         ts.set_max_bytes(old)
+
+
+def test_small_buffers_are_plain_arrays(empty_pool, monkeypatch):
+    monkeypatch.setattr(scratch, "MIN_BYTES", 1000)
+    small = scratch.take((10, 12), np.float64)  # 960 bytes
+    assert small.base is None
+    scratch.give(small)
+    scratch.give(np.empty(100))
+    assert scratch.idle_bytes() == 0
+    scratch.give(scratch.take((1000,), np.uint8))
+    assert scratch.idle_bytes() == 1000
 
 
 def test_misuse_is_refused(empty_pool):

@@ -29,14 +29,34 @@ __all__ = ["IDLE_BYTES", "give", "take"]
 #: the most bytes of idle blocks kept (besides an eighth of the memory limit)
 IDLE_BYTES = 64 * 2**20
 
-#: idle blocks (1-D uint8 arrays), oldest first
-_IDLE: list[np.ndarray] = []
+#: smaller buffers are plain :func:`numpy.empty` arrays: in a process that has run a few calls
+#: ``malloc`` serves them from its heap without faults, in under a microsecond, while taking and
+#: giving back a kept block costs about four (a 280 KiB buffer measured 5-10% slower kept)
+MIN_BYTES = 2**20
+
+#: idle blocks (1-D uint8 arrays) by id (they are alive while idle), oldest first (dicts keep insertion order)
+_IDLE: dict[int, np.ndarray] = {}
+#: addresses of the idle blocks of each size, for the common case of an exact fit
+_BY_SIZE: dict[int, list[int]] = {}
 _LOCK = threading.Lock()
+_idle_bytes = 0
+
+
+def _remove(address: int) -> np.ndarray:
+    global _idle_bytes
+    block = _IDLE.pop(address)
+    same = _BY_SIZE[block.size]
+    same.remove(address)
+    if not same:
+        del _BY_SIZE[block.size]
+    _idle_bytes -= block.size
+    return block
 
 
 def take(shape, dtype) -> np.ndarray:
     """An uninitialised C-contiguous array of ``shape`` and ``dtype``, like :func:`numpy.empty`,
-    on an idle block of at least its size (and at most twice it) when one is kept.
+    on an idle block of at least its size (and at most twice it) when one is kept (buffers of
+:data:`MIN_BYTES` or more; smaller ones are :func:`numpy.empty` arrays).
 
     Examples
     --------
@@ -52,9 +72,18 @@ def take(shape, dtype) -> np.ndarray:
     """
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
-    with _LOCK:
-        fits = [i for i, block in enumerate(_IDLE) if nbytes <= block.size <= 2 * nbytes]
-        block = _IDLE.pop(min(fits, key=lambda i: _IDLE[i].size)) if fits else None
+    if nbytes < MIN_BYTES:
+        return np.empty(shape, dtype=dtype)
+    block = None
+    if _IDLE:
+        with _LOCK:
+            same = _BY_SIZE.get(nbytes)
+            if same:
+                block = _remove(same[-1])
+            else:
+                fits = [size for size in _BY_SIZE if nbytes <= size <= 2 * nbytes]
+                if fits:
+                    block = _remove(_BY_SIZE[min(fits)][-1])
     if block is None:
         block = np.empty(max(nbytes, 1), dtype=np.uint8)
     return block[:nbytes].view(dtype).reshape(shape)
@@ -63,22 +92,26 @@ def take(shape, dtype) -> np.ndarray:
 def give(array: np.ndarray) -> None:
     """Keep the block under ``array`` (from :func:`take`) for later calls; nothing may use
     ``array``, or any view of it, afterwards."""
+    global _idle_bytes
+    if array.nbytes < MIN_BYTES:
+        return
     block = array.base
     if not (isinstance(block, np.ndarray) and block.dtype == np.uint8 and block.ndim == 1
             and block.base is None):
         raise ValueError("give() takes an array returned by take()")
     bound = min(IDLE_BYTES, get_max_bytes() // 8)
+    address = id(block)
     with _LOCK:
-        if any(idle is block for idle in _IDLE):
+        if address in _IDLE:
             raise ValueError("give() was given the same buffer twice")
         if block.size <= bound:
-            _IDLE.append(block)
-        total = sum(idle.size for idle in _IDLE)
-        while total > bound:  # also after the memory limit was lowered
-            total -= _IDLE.pop(0).size
+            _IDLE[address] = block
+            _BY_SIZE.setdefault(block.size, []).append(address)
+            _idle_bytes += block.size
+        while _idle_bytes > bound:  # also after the memory limit was lowered
+            _remove(next(iter(_IDLE)))
 
 
 def idle_bytes() -> int:
     """Bytes held in idle blocks."""
-    with _LOCK:
-        return sum(block.size for block in _IDLE)
+    return _idle_bytes
