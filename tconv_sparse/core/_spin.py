@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import platform
 
+import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from tconv_sparse.core.config import jit
 
-__all__ = ["await_change", "await_total", "publish"]
+__all__ = ["await_change", "await_total", "compile_all"]
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 
@@ -71,12 +72,6 @@ def _pause(typingctx):
 
 
 @jit
-def publish(words, index, value):
-    """``words[index] = value`` (release), with the GIL released."""
-    _store_release(words, index, value)
-
-
-@jit
 def await_change(words, index, seen, turns, stop, publish, value, grace):
     """Write ``words[publish] = value`` (release; skipped when ``publish < 0``), then spin until
     ``words[index] != seen`` or ``words[stop] != 0``, at most ``turns`` turns, and then for
@@ -112,3 +107,10 @@ def await_total(words, first, step, count, call, total, turns):
             return True
         _pause()
     return False
+
+
+def compile_all() -> None:
+    """Compile (or load from the cache) both waits, as ``tconv-sparse warmup`` does."""
+    words = np.zeros(16, dtype=np.int64)
+    await_change(words, 0, 0, 0, 8, -1, 0, 0)
+    await_total(words, 0, 8, 2, 1, 1, 0)
