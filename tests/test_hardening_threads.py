@@ -353,3 +353,22 @@ def _child_call():
     chunks = []
     _large_call(lambda data, out, chunk, chunks_: chunks.append(chunk))
     return sorted(chunks)
+
+
+@_TWO
+def test_helpers_are_asleep_when_the_interpreter_exits(monkeypatch):
+    """The exit handler parks the helpers and waits for them to sleep, so none runs compiled
+    code while the interpreter shuts down; a process exits cleanly right after a shared call."""
+    import subprocess
+    import sys
+
+    from tconv_sparse.core import config
+
+    monkeypatch.setattr(config, "HELPER_SPIN_SECONDS", 10.0)  # only parking ends the spinning
+    _large_call(lambda *args: None)
+    team = config._team()
+    team.park_at_exit()
+    assert team.sleeping == team.helpers
+    script = ("import numpy as np\nfrom tconv_sparse.core import config\nconfig.PARALLEL_MIN_SECONDS = 0\n"
+              "config.run_chunks(lambda out, chunk, chunks: None, 4, np.zeros(1 << 14))\n")
+    assert subprocess.run([sys.executable, "-c", script], timeout=60).returncode == 0

@@ -32,6 +32,7 @@ a thread wake-up, and they are sent to sleep before BLAS products
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import itertools
@@ -217,6 +218,14 @@ class _Team:
     def park(self) -> None:
         self.words[self.PARK] = 1
 
+    def park_at_exit(self) -> None:
+        """Park the helpers and give them a moment to sleep, so none is still running compiled
+        code while the interpreter shuts down."""
+        self.park()
+        deadline = time.monotonic() + 0.05
+        while self.sleeping < self.helpers and time.monotonic() < deadline:
+            time.sleep(1e-4)
+
 
 #: the helper threads of :func:`run_chunks`, created on first use
 _TEAM = None
@@ -242,6 +251,7 @@ def _team() -> _Team:
     with _TEAM_LOCK:
         if _TEAM is None:
             _TEAM = _Team(_numba().config.NUMBA_NUM_THREADS - 1)
+            atexit.register(_TEAM.park_at_exit)
         return _TEAM
 
 
