@@ -384,29 +384,19 @@ def split_planes(x: np.ndarray, plan: PlanePlan) -> np.ndarray:
     return out
 
 
-def pad_planes(y: np.ndarray, plan: PlanePlan, gemm_layout: bool = False) -> np.ndarray:
+def pad_planes(y: np.ndarray, plan: PlanePlan) -> np.ndarray:
     """``y`` ``(N, C, lead, rows, cols)`` placed in the zero-padded transposed layout.
 
     Returns ``(N, C, lead, rows, pad_width)`` with the rows at column
-    ``pad_margin``; with ``gemm_layout``, ``(C, lead, N, pad_rows, pad_width)``
-    (channel-major, for the GEMM) with the rows also starting at row ``pad_top``.
-    (NumPy: one copy, and zeros written only into the margins, not first over the whole
-    buffer.) A work buffer of :mod:`~tconv_sparse.core.scratch`: give it back when done.
+    ``pad_margin``. (NumPy: one copy, and zeros written only into the margins, not first over
+    the whole buffer.) A work buffer of :mod:`~tconv_sparse.core.scratch`: give it back when
+    done.
     """
-    batch, channels, lead, rows, cols = y.shape
-    margin = plan.pad_margin
-    if gemm_layout:
-        out = scratch.take((channels, lead, batch, plan.pad_rows, plan.pad_width), y.dtype)
-        top, source = plan.pad_top, y.transpose(1, 2, 0, 3, 4)
-        out[..., :top, :] = 0
-        out[..., top + rows:, :] = 0
-        body = out[..., top:top + rows, :]
-    else:
-        out = scratch.take((batch, channels, lead, rows, plan.pad_width), y.dtype)
-        source, body = y, out
-    body[..., :margin] = 0
-    body[..., margin + cols:] = 0
-    body[..., margin:margin + cols] = source
+    cols, margin = y.shape[-1], plan.pad_margin
+    out = scratch.take((*y.shape[:-1], plan.pad_width), y.dtype)
+    out[..., :margin] = 0
+    out[..., margin + cols:] = 0
+    out[..., margin:margin + cols] = y
     return out
 
 

@@ -187,10 +187,6 @@ class _Team:
             if index < wanted:
                 done = call << 20 | work()
 
-    def _done(self, call: int) -> int:
-        slots = self.words[self._slot(0)::self.LINE]
-        return int(np.sum(slots[slots >> 20 == call] & 0xFFFFF))
-
     def run(self, work, helpers: int, chunks: int) -> None:
         """Run ``work(start)`` (which calls ``start()`` before its first chunk and returns the number
         of chunks it ran) on the calling thread and ``helpers`` helpers until all ``chunks`` ran.
@@ -199,8 +195,7 @@ class _Team:
         self.task = (call, helpers, work)
         words = self.words
         words[self.PARK] = 0
-        with self.cond:
-            sleeping = self.sleeping
+        sleeping = self.sleeping  # a helper that falls asleep after this sits this call out
 
         def start():  # as late as possible: the helpers take the GIL when this thread lets it go
             words[self.GO] = call
@@ -208,12 +203,11 @@ class _Team:
                 with self.cond:
                     self.cond.notify_all()
 
-        left = chunks - work(start)
-        if left and not self.spin.await_total(words, self._slot(0), self.LINE, self.helpers, call, left,
-                                              self._turns(CALLER_SPIN_SECONDS)):
-            with self.cond:  # a helper publishes without the lock, so poll (the call is long by now)
-                while self._done(call) < left:
-                    self.cond.wait(CALLER_POLL_SECONDS)
+        left, turns = chunks - work(start), self._turns(CALLER_SPIN_SECONDS)
+        while left and not self.spin.await_total(words, self._slot(0), self.LINE, self.helpers, call, left,
+                                                 turns):
+            time.sleep(CALLER_POLL_SECONDS)  # helpers publish without a lock, so poll (the call is long by now)
+            turns = 1
 
     def park(self) -> None:
         self.words[self.PARK] = 1

@@ -24,7 +24,7 @@ import numpy as np
 
 from tconv_sparse.core.config import get_max_bytes
 
-__all__ = ["IDLE_BYTES", "give", "take"]
+__all__ = ["IDLE_BYTES", "MIN_BYTES", "give", "idle_bytes", "take"]
 
 #: the most bytes of idle blocks kept (besides an eighth of the memory limit)
 IDLE_BYTES = 64 * 2**20
@@ -34,19 +34,19 @@ IDLE_BYTES = 64 * 2**20
 #: giving back a kept block costs about four (a 280 KiB buffer measured 5-10% slower kept)
 MIN_BYTES = 2**20
 
-#: idle blocks (1-D uint8 arrays) by id (they are alive while idle), oldest first (dicts keep insertion order)
+#: idle blocks (1-D uint8 arrays) by ``id`` (unique: they are alive while idle), oldest first
 _IDLE: dict[int, np.ndarray] = {}
-#: addresses of the idle blocks of each size, for the common case of an exact fit
+#: the ids of the idle blocks of each size, for the common case of an exact fit
 _BY_SIZE: dict[int, list[int]] = {}
 _LOCK = threading.Lock()
 _idle_bytes = 0
 
 
-def _remove(address: int) -> np.ndarray:
+def _remove(key: int) -> np.ndarray:
     global _idle_bytes
-    block = _IDLE.pop(address)
+    block = _IDLE.pop(key)
     same = _BY_SIZE[block.size]
-    same.remove(address)
+    same.remove(key)
     if not same:
         del _BY_SIZE[block.size]
     _idle_bytes -= block.size
@@ -56,7 +56,7 @@ def _remove(address: int) -> np.ndarray:
 def take(shape, dtype) -> np.ndarray:
     """An uninitialised C-contiguous array of ``shape`` and ``dtype``, like :func:`numpy.empty`,
     on an idle block of at least its size (and at most twice it) when one is kept (buffers of
-:data:`MIN_BYTES` or more; smaller ones are :func:`numpy.empty` arrays).
+    :data:`MIN_BYTES` or more; smaller ones are :func:`numpy.empty` arrays).
 
     Examples
     --------
@@ -85,7 +85,7 @@ def take(shape, dtype) -> np.ndarray:
                 if fits:
                     block = _remove(_BY_SIZE[min(fits)][-1])
     if block is None:
-        block = np.empty(max(nbytes, 1), dtype=np.uint8)
+        block = np.empty(nbytes, dtype=np.uint8)
     return block[:nbytes].view(dtype).reshape(shape)
 
 
@@ -100,13 +100,13 @@ def give(array: np.ndarray) -> None:
             and block.base is None):
         raise ValueError("give() takes an array returned by take()")
     bound = min(IDLE_BYTES, get_max_bytes() // 8)
-    address = id(block)
+    key = id(block)
     with _LOCK:
-        if address in _IDLE:
+        if key in _IDLE:
             raise ValueError("give() was given the same buffer twice")
         if block.size <= bound:
-            _IDLE[address] = block
-            _BY_SIZE.setdefault(block.size, []).append(address)
+            _IDLE[key] = block
+            _BY_SIZE.setdefault(block.size, []).append(key)
             _idle_bytes += block.size
         while _idle_bytes > bound:  # also after the memory limit was lowered
             _remove(next(iter(_IDLE)))
