@@ -47,7 +47,6 @@ __all__ = [
     "plane_plan",
     "plane_view",
     "tiling",
-    "chunk_buffers",
     "fold_planes",
     "split_planes",
     "pad_planes",
@@ -327,18 +326,6 @@ def tiling(outer_tasks: int, rows: int, width: int) -> tuple[int, int]:
         tile = min(total, max(tile, _MIN_TILE))
     tasks = outer_tasks * -(-total // tile)
     return tile, chunk_count(tasks)
-
-
-def chunk_buffers(chunks: int, accumulator: tuple, most_terms: int, dtype) -> tuple:
-    """The scratch of every chunk of a plane kernel: ``(accumulators, terms, scales)``, shaped
-    ``(chunks, *accumulator)``, ``(chunks, 3, most_terms)`` (``int64`` shifts, starts and stops of
-    the terms) and ``(chunks, most_terms)``; chunk ``k`` uses row ``k`` of each.
-
-    Allocated here rather than in the kernels: a kernel that calls ``np.empty`` compiles
-    NumPy's allocation once per array type it asks for, about 0.4 s of a first call.
-    """
-    return (np.empty((chunks, *accumulator), dtype=dtype), np.empty((chunks, 3, most_terms), dtype=np.int64),
-            np.empty((chunks, most_terms), dtype=dtype))
 
 
 def fold_planes(out: np.ndarray, geometry, plan: PlanePlan) -> np.ndarray:

@@ -36,8 +36,8 @@ from tconv_sparse.core.config import chunk_count, jit, run_chunks, task_range
 from tconv_sparse.core.matrix import canonical_weight
 from tconv_sparse.backends._numpy_ops import pad
 from tconv_sparse.backends._polyphase import (
-    add_terms, chunk_buffers, copy_columns, fold_planes, pad_planes, plane_plan, plane_view, split_planes,
-    store_plane, tiling,
+    add_terms, copy_columns, fold_planes, pad_planes, plane_plan, plane_view, split_planes, store_plane,
+    tiling,
 )
 
 __all__ = ["conv", "conv_transpose_scatter", "conv_transpose_gather", "SCATTER_PARTS"]
@@ -65,8 +65,8 @@ def _flat_weight(weight: np.ndarray) -> np.ndarray:
 
 
 @jit
-def _direct(xs, w, groups, a_ptr, a_col, a_tap_ptr, a_tap, tap_offset, tap_lo, tap_hi, accumulators,
-            terms, weights, tile, out, chunk, chunks):
+def _direct(xs, w, groups, a_ptr, a_col, a_tap_ptr, a_tap, tap_offset, tap_lo, tap_hi, most_terms, tile,
+            out, chunk, chunks):
     """Each task sums, over one flat tile of one output plane, one shifted phase plane per
     (input channel, tap): the terms are collected (plane taps from the tables of
     :attr:`~tconv_sparse.backends._polyphase.PlanePlan.forward_taps`), then added four per pass."""
@@ -79,8 +79,9 @@ def _direct(xs, w, groups, a_ptr, a_col, a_tap_ptr, a_tap, tap_offset, tap_lo, t
     total = out_rows * width
     tiles = (total + tile - 1) // tile
     tasks = batch * out_channels * lead * tiles
-    acc, scales = accumulators[chunk], weights[chunk]
-    shifts, starts, stops = terms[chunk, 0], terms[chunk, 1], terms[chunk, 2]
+    acc = np.empty(tile, dtype=out.dtype)
+    shifts, scales = np.empty(most_terms, dtype=np.int64), np.empty(most_terms, dtype=out.dtype)
+    starts, stops = np.empty(most_terms, dtype=np.int64), np.empty(most_terms, dtype=np.int64)
     first_task, end_task = task_range(chunk, chunks, tasks)
     for task in range(first_task, end_task):
         start = (task % tiles) * tile
@@ -117,15 +118,14 @@ def conv(x: np.ndarray, weight: np.ndarray, geometry) -> np.ndarray:
     tile, chunks = tiling(math.prod(out_planes.shape[:3]), rows.out_length, plan.split_width)
     most_terms = geometry.in_channels_per_group * plan.most_lead_taps * rows.kernel * cols.kernel
     run_chunks(_direct, chunks, xs, _flat_weight(weight), geometry.groups, lead.row_ptr, lead.col,
-               lead.tap_ptr, lead.tap, *plan.forward_taps, *chunk_buffers(chunks, (tile,), most_terms, x.dtype),
-               tile, out_planes)
+               lead.tap_ptr, lead.tap, *plan.forward_taps, most_terms, tile, out_planes)
     scratch.give(xs)
     return out
 
 
 @jit
 def _gather(y, w, groups, b_ptr, b_out, b_tap, phase_ptr, tap_offset, tap_index, tap_lo, tap_hi,
-            accumulators, terms, weights, tile, out, chunk, chunks):
+            stride_b, stride_c, most_terms, tile, out, chunk, chunks):
     """Each task computes every phase of one flat tile of one output plane, then interleaves.
 
     A phase sums one shifted input plane per (input channel, tap of the phase):
@@ -135,8 +135,6 @@ def _gather(y, w, groups, b_ptr, b_out, b_tap, phase_ptr, tap_offset, tap_index,
     """
     batch, in_channels, lead, length_b, length_c = out.shape
     out_channels, lead_y, y_rows, width = y.shape[1:]
-    phases, scales = accumulators[chunk], weights[chunk]  # phases: (s_b, s_c, tile)
-    stride_b, stride_c = phases.shape[0], phases.shape[1]
     cin_g, plane_taps = w.shape[1], len(tap_offset)
     cout_g = out_channels // groups
     source = y.reshape(y.size)
@@ -145,8 +143,10 @@ def _gather(y, w, groups, b_ptr, b_out, b_tap, phase_ptr, tap_offset, tap_index,
     split_c = (length_c + stride_c - 1) // stride_c
     tiles = (total + tile - 1) // tile
     tasks = batch * in_channels * lead * tiles
+    phases = np.empty((stride_b, stride_c, tile), dtype=out.dtype)
     acc = phases.reshape(phases.size)
-    shifts, starts, stops = terms[chunk, 0], terms[chunk, 1], terms[chunk, 2]
+    shifts, scales = np.empty(most_terms, dtype=np.int64), np.empty(most_terms, dtype=out.dtype)
+    starts, stops = np.empty(most_terms, dtype=np.int64), np.empty(most_terms, dtype=np.int64)
     first_task, end_task = task_range(chunk, chunks, tasks)
     for task in range(first_task, end_task):
         start = (task % tiles) * tile
@@ -187,8 +187,7 @@ def conv_transpose_gather(y: np.ndarray, weight: np.ndarray, geometry) -> np.nda
         * cols.most_phase_taps
     planes = pad_planes(plane_view(y, plan.out_spatial), plan)
     run_chunks(_gather, chunks, planes, _flat_weight(weight), geometry.groups, lead.back_ptr, lead.back_out,
-               lead.back_tap, *plan.transpose_taps,
-               *chunk_buffers(chunks, (rows.stride, cols.stride, tile), most_terms, y.dtype), tile, out)
+               lead.back_tap, *plan.transpose_taps, rows.stride, cols.stride, most_terms, tile, out)
     scratch.give(planes)
     return fold_planes(out, geometry, plan)
 
