@@ -333,6 +333,54 @@ def test_parked_helpers_sleep_and_wake_for_the_next_call(monkeypatch):
     assert len(threads) == 2, "no woken helper took a chunk"
 
 
+@_TWO
+def test_a_helper_that_missed_a_call_runs_the_next_one_once(monkeypatch):
+    """A helper that slept through a call (it fell asleep just after that call looked for
+    sleepers) sees the start word changed and may wake while the next call has posted its work
+    but not yet raised the start word. It then runs that call's chunks early, and must report
+    them once: running the same work again would claim nothing and overwrite its report with
+    zero chunks, and the caller would wait for the chunks it did forever."""
+    import itertools
+
+    from tconv_sparse.core import config
+
+    team = config._Team(1)
+    monkeypatch.setattr(config, "_TEAM", team)
+    deadline = time.monotonic() + 10
+    while team.sleeping < 1 and time.monotonic() < deadline:  # the helper sleeps after its spin
+        time.sleep(1e-3)
+    assert team.sleeping == 1
+    missed = team.task[0] + 1  # a call the helper sleeps through: started, never notified
+    team.task = (missed, 1, lambda: 0)
+    team.words[team.GO] = missed
+    chunks, ran, done = 4, [], threading.Event()
+
+    def caller():
+        claim = itertools.count()
+
+        def work(start=None):  # run_chunks' protocol: the helper calls it without ``start``
+            if start is not None:
+                with team.cond:  # the helper wakes (here on purpose; in life, at any moment)
+                    team.cond.notify_all()
+                time.sleep(0.05)  # and takes every chunk before this call raises the start word
+            mine, chunk = 0, next(claim)
+            if start is not None:
+                start()
+            while chunk < chunks:
+                ran.append(chunk)
+                mine, chunk = mine + 1, next(claim)
+            return mine
+
+        with team.lock:
+            team.run(work, 1, chunks)
+        done.set()
+
+    thread = threading.Thread(target=caller, daemon=True)
+    thread.start()
+    assert done.wait(timeout=10), "the call waited for chunks its helper reported as none"
+    assert sorted(ran) == [0, 1, 2, 3]
+
+
 def test_a_forked_child_runs_calls_without_the_parents_helpers():
     """The helper threads do not survive ``fork``: a child process starts its own."""
     import multiprocessing

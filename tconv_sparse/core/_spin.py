@@ -24,7 +24,7 @@ from numba.extending import intrinsic
 
 from tconv_sparse.core.config import jit
 
-__all__ = ["await_change", "await_total", "compile_all"]
+__all__ = ["await_newer", "await_total", "compile_all"]
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 
@@ -72,21 +72,25 @@ def _pause(typingctx):
 
 
 @jit
-def await_change(words, index, seen, turns, stop, publish, value, grace):
+def await_newer(words, index, seen, turns, stop, publish, value, grace):
     """Write ``words[publish] = value`` (release; skipped when ``publish < 0``), then spin until
-    ``words[index] != seen`` or ``words[stop] != 0``, at most ``turns`` turns, and then for
+    ``words[index] > seen`` or ``words[stop] != 0``, at most ``turns`` turns, and then for
     ``grace`` turns more (the writer of ``words[index]`` still holds the GIL for a moment);
-    return ``words[index]``."""
+    return ``words[index]``.
+
+    ``words[index]`` only grows (call numbers), and a helper may have run a call whose number is
+    not there yet (it can read the next call's work before the caller raises the word), so
+    "newer than the last call run", not "changed", is what a new call means."""
     if publish >= 0:
         _store_release(words, publish, value)
     for _ in range(turns):
         current = _load_acquire(words, index)
-        if current != seen or _load_acquire(words, stop) != 0:
+        if current > seen or _load_acquire(words, stop) != 0:
             break
         _pause()
     else:
         return _load_acquire(words, index)
-    if current != seen:
+    if current > seen:
         for _ in range(grace):
             _pause()
     return current
@@ -112,5 +116,5 @@ def await_total(words, first, step, count, call, total, turns):
 def compile_all() -> None:
     """Compile (or load from the cache) both waits, as ``tconv-sparse warmup`` does."""
     words = np.zeros(16, dtype=np.int64)
-    await_change(words, 0, 0, 0, 8, -1, 0, 0)
+    await_newer(words, 0, 0, 0, 8, -1, 0, 0)
     await_total(words, 0, 8, 2, 1, 1, 0)

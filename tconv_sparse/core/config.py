@@ -133,7 +133,11 @@ class _Team:
 
     Shared words (int64, one cache line each): ``GO`` holds the newest call's number, ``PARK``
     tells spinning helpers to sleep at once (:func:`park_helpers`), and helper ``i``'s word
-    holds ``call << 20 | chunks it ran of that call`` once it is done with a call.
+    holds ``call << 20 | chunks it ran of that call`` once it is done with a call. A helper
+    runs each call once: it waits for a ``GO`` above the last call it ran, never for a change
+    of ``GO`` (a helper that slept through a call may read the next call's work before its
+    caller raises ``GO``; run again, that work would claim nothing and the helper's word would
+    say it ran no chunk, while the caller waits for the ones it did).
     """
 
     GO, PARK, LINE = 0, 8, 8
@@ -160,7 +164,7 @@ class _Team:
         turns, best = 1 << 14, math.inf
         for _ in range(3):
             start = time.perf_counter()
-            self.spin.await_change(self.words, self.GO, 0, turns, self.PARK, -1, 0, 0)
+            self.spin.await_newer(self.words, self.GO, 0, turns, self.PARK, -1, 0, 0)
             best = min(best, time.perf_counter() - start)
         return turns / max(best, 1e-9)
 
@@ -175,11 +179,11 @@ class _Team:
         while True:
             # publishing the last call's chunks with the GIL released lets the waiting caller
             # take the GIL back at once
-            if self.spin.await_change(words, self.GO, seen, self._turns(HELPER_SPIN_SECONDS), self.PARK,
-                                      slot if done >= 0 else -1, done, self._turns(GRACE_SECONDS)) == seen:
+            if self.spin.await_newer(words, self.GO, seen, self._turns(HELPER_SPIN_SECONDS), self.PARK,
+                                     slot if done >= 0 else -1, done, self._turns(GRACE_SECONDS)) <= seen:
                 with self.cond:
                     self.sleeping += 1
-                    while words[self.GO] == seen:
+                    while words[self.GO] <= seen:
                         self.cond.wait()
                     self.sleeping -= 1
             call, wanted, work = self.task
