@@ -189,9 +189,9 @@ def _chunks(batch, results, sizes):
 #: channels moved together by the layout passes: one contiguous run of the channels-last planes
 #: per position, read from (or written to) that many rows of the channels-first data. In
 #: :func:`_from_planes` the block is a loop of constant length, which the compiler unrolls: the
-#: 8x64->64x32x32 float32 decoder's ``conv_transpose`` 14-18% faster, for 0.6-0.9 s more of
+#: 8x64->64x32x32 float32 decoder's ``conv_transpose`` 14-18% faster, for 0.5-0.8 s more of
 #: its first compilation; in :func:`_to_planes` the same measured 1% of that call, so there it
-#: stays a loop of runtime length (it compiles 0.2-0.3 s faster)
+#: stays a loop of runtime length (it compiles 0.1-0.3 s faster)
 _CHANNEL_BLOCK = 8
 
 
