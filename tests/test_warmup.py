@@ -92,3 +92,12 @@ def test_the_notice_names_the_kernel_a_call_compiles(tmp_path):
     tail = " for float32 (first use, cached afterwards; tconv-sparse warmup compiles everything ahead of time)"
     assert result["notices"] == ["compiling the direct kernels of conv" + tail,
                                  "compiling the gather kernels of conv_transpose" + tail]
+
+
+def test_import_loads_no_compiler_and_no_heavy_scipy_module(tmp_path):
+    """``import tconv_sparse`` compiles nothing (Numba is not even imported) and leaves SciPy's
+    optimize, special, fft and spatial (0.3 s together) to the first damp rule that uses them."""
+    code = ("import json, sys, tconv_sparse; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] "
+            "in ('numba', 'llvmlite') or m.split('.')[:2] in (['scipy', s] for s in "
+            "('optimize', 'special', 'fft', 'spatial')))))")
+    assert _child(tmp_path / "cache", code) == []

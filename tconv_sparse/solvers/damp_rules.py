@@ -75,7 +75,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import brentq, minimize_scalar
 
 from tconv_sparse.core import validation as v
 from tconv_sparse.operator import ConvOperator
@@ -126,6 +125,8 @@ class DampChoice:
 # ------------------------------------------------------------------ the rules
 def _refine(objective, grid, index):
     """Minimise ``objective(log damp)`` between the neighbours of grid point ``index``."""
+    from scipy.optimize import minimize_scalar  # imported on use: SciPy's optimize costs 0.3 s at import
+
     lo, hi = np.log(grid[max(index - 1, 0)]), np.log(grid[min(index + 1, len(grid) - 1)])
     best = minimize_scalar(objective, bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
     t = best.x if best.fun <= float(objective(np.log(grid[index]))) else np.log(grid[index])
@@ -161,6 +162,8 @@ def _discrepancy(spectrum: Spectrum, grid, noise_std: float, warn: bool) -> floa
                           f"over [{reached[0]:.4g}, {reached[1]:.4g}]); using damp={end:.3g}. Check noise_std.",
                           UserWarning, stacklevel=4)
         return float(end)
+    from scipy.optimize import brentq  # imported on use, as in _refine
+
     return float(math.exp(brentq(excess, lo, hi, xtol=1e-6)))
 
 
