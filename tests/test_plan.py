@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import tconv_sparse as ts
+from tconv_sparse.core import config
 from tconv_sparse.plan import FORWARD_METHODS, TRANSPOSE_METHODS, cache, measure, wisdom
 from conftest import random_array
 
@@ -228,6 +229,75 @@ def test_cache_is_bounded():
     for n in range(cache.MAX_PLANS + 10):
         ts.conv(np.ones((1, n + 3)), np.ones((1, 1, 3)))
     assert len(cache._plans) <= cache.MAX_PLANS and len(cache._geometries) <= cache.MAX_PLANS
+    assert len(cache._calls) <= cache.MAX_PLANS
+
+
+def test_repeated_calls_skip_the_lookups(monkeypatch):
+    """The second identical call goes straight to the runner; each gives a new array."""
+    cache.clear()
+    looked_up = []
+    original = ts.functional.function_plan
+    monkeypatch.setattr(ts.functional, "function_plan", lambda *a: looked_up.append(a) or original(*a))
+    rng = np.random.default_rng(1)
+    y, w = random_array(rng, (2, 3, 4, 4), np.float64), random_array(rng, (3, 2, 3, 3), np.float64)
+    first, second = (ts.conv_transpose(y, w, stride=2, padding=(1, 1)) for _ in range(2))
+    assert len(looked_up) == 1 and first is not second
+    np.testing.assert_array_equal(first, second)
+    first[...] = 0  # a new array each time, not a kept buffer
+    np.testing.assert_array_equal(second, ts.conv_transpose(y, w, stride=2, padding=(1, 1), method="sparse"))
+    x, forward = (10 * y[0]).astype(np.int64), np.swapaxes(w, 0, 1)  # unbatched integer data
+    unbatched = [ts.conv(x, forward) for _ in range(2)]
+    assert len(looked_up) == 3  # the sparse call above, then one for the repeated conv
+    assert unbatched[1].dtype == np.float64 and unbatched[1].shape == (2, 2, 2)
+    np.testing.assert_array_equal(unbatched[0], unbatched[1])
+    np.testing.assert_allclose(unbatched[1], ts.conv(x[None], forward, method="sparse")[0], rtol=1e-12,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_repeated_calls_see_what_changed(transposed):
+    """Data of another shape, dtype, layout or rank, a bias, the thread count and the memory
+    limit are all part of a repeated call: each change gives what a first call would."""
+    cache.clear()
+    function = ts.conv_transpose if transposed else ts.conv
+    rng = np.random.default_rng(3)
+    w, data = random_array(rng, (2, 2, 3, 3), np.float64), random_array(rng, (1, 2, 6, 6), np.float64)
+
+    def check(x, bias=None, **keywords):
+        expected = function(x, w, bias, method="sparse", stride=2, **keywords)
+        for _ in range(2):
+            result = function(x, w, bias, stride=2, **keywords)
+            assert result.dtype == expected.dtype and result.shape == expected.shape
+            np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-5)
+
+    for x in (data, data.astype(np.float32), data[..., ::-1], data[0], np.repeat(data, 3, axis=0),
+              data[:, :, :4, :4], data.astype(np.complex128) * 1j):
+        check(x)
+    check(data, bias=np.arange(2.0))
+    with config.numba_threads(1):
+        check(data)
+    previous = ts.set_max_bytes(16)  # below either output (64 bytes and more)
+    try:
+        with pytest.raises(ValueError, match="memory limit"):
+            function(data, w, stride=2)
+    finally:
+        ts.set_max_bytes(previous)
+    check(data)
+
+
+@pytest.mark.parametrize("name, bad", [("stride", 2.0), ("stride", True), ("stride", (2, 2.0)),
+                                       ("stride", (True, 2)), ("stride", np.bool_(True)), ("padding", (1.0, 1)),
+                                       ("padding", [True, 1]), ("dilation", 1.0), ("groups", True),
+                                       ("padding_mode", b"zeros")])
+def test_equal_but_invalid_arguments_raise_after_a_repeated_call(name, bad):
+    cache.clear()
+    y, w = np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3))
+    valid = dict(stride=2, padding=(1, 1), dilation=1, groups=1, padding_mode="zeros")
+    for function in (ts.conv, ts.conv_transpose):
+        for _ in range(3):
+            function(y, w, **valid)
+        with pytest.raises(ValueError, match=name):
+            function(y, w, **dict(valid, **{name: bad}))
 
 
 def test_large_weights_are_not_hashed_but_still_right():

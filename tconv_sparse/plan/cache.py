@@ -17,6 +17,17 @@ guarded by a lock (calls from several threads are safe):
 
 A valid geometry argument has at most three entries per axis level, so its
 ``repr`` is never abbreviated.
+
+On top of both, repeated calls skip even those lookups: a call without a bias,
+on NumPy arrays, with a weight small enough to hash and geometry arguments of
+the plainest types (``int``, ``str``, ``None``, tuples of ``int``) has an
+exact key (:func:`call_key`) under which the call's result dtype and checked
+runner are kept (:func:`remember_call`, :func:`repeated_call`). Its validation
+is a function of that key alone (the data enter by shape and dtype, the
+weight by value, the thread count and memory limit as they are at the call),
+so a call found there would pass every check again; among these types no two
+distinct arguments compare equal (``2.0``, ``True`` and ``np.int64(2)`` never
+get such a key). A tiny call then costs the key and the kernel.
 """
 
 from __future__ import annotations
@@ -24,10 +35,14 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+import numpy as np
+
+from tconv_sparse.core.config import get_max_bytes, num_threads
 from tconv_sparse.core.geometry import Geometry
 from tconv_sparse.plan import Plan
 
-__all__ = ["MAX_PLANS", "MAX_WEIGHT_BYTES", "function_plan", "clear"]
+__all__ = ["MAX_PLANS", "MAX_WEIGHT_BYTES", "function_plan", "call_key", "repeated_call", "remember_call",
+           "clear"]
 
 #: plans and geometries kept (least recently used dropped first)
 MAX_PLANS = 64
@@ -37,6 +52,9 @@ MAX_WEIGHT_BYTES = 1 << 16
 _lock = threading.Lock()
 _geometries: OrderedDict = OrderedDict()
 _plans: OrderedDict = OrderedDict()
+_calls: dict = {}  # call key -> replay(data); read without the lock, oldest dropped first
+#: the exact types of a geometry argument in a :func:`call_key` (besides tuples of ``int``)
+_PLAIN = frozenset({int, str, type(None)})
 
 
 def _arguments_key(kwargs: dict) -> tuple:
@@ -90,8 +108,54 @@ def function_plan(transposed: bool, weight, spatial: tuple, method: str, kwargs:
     return plan if plan_key is None else _remember(_plans, plan_key, plan)
 
 
+def call_key(transposed: bool, data, weight, method, kwargs: dict) -> tuple | None:
+    """The exact key of a call of ``conv``/``conv_transpose`` without a bias, or ``None`` when the
+    call cannot be repeated from :func:`repeated_call` (arrays of other types, a weight above
+    :data:`MAX_WEIGHT_BYTES`, an argument of another type)."""
+    if type(data) is not np.ndarray or type(weight) is not np.ndarray or type(method) is not str \
+            or weight.nbytes > MAX_WEIGHT_BYTES:
+        return None
+    values = tuple(kwargs.values())
+    for value in values:
+        kind = type(value)
+        if kind is tuple:
+            for item in value:
+                if type(item) is not int:
+                    return None
+        elif kind not in _PLAIN:
+            return None
+    return (transposed, method, values, data.shape, data.dtype, weight.shape, weight.dtype, weight.tobytes(),
+            num_threads(), get_max_bytes())
+
+
+def repeated_call(key):
+    """``replay(data)``, the call under ``key`` (:func:`call_key`) made again on ``data``, or
+    ``None`` if no call with that key has completed."""
+    return None if key is None else _calls.get(key)
+
+
+def remember_call(key, plan: Plan, data: np.ndarray, batched: bool) -> None:
+    """Keep the call that just completed under ``key`` (``None``: nothing is kept): ``plan``
+    applied to ``data`` in the direction of the key."""
+    if key is None:
+        return
+    dtype = plan.result_dtype(data.dtype)
+    run = plan.runner(dtype, data.shape[0] if batched else 1, transposed=key[0])
+    if batched:
+        def replay(data):
+            return run(np.ascontiguousarray(data, dtype=dtype))
+    else:
+        def replay(data):
+            return run(np.ascontiguousarray(data[None], dtype=dtype))[0]
+    with _lock:
+        while len(_calls) >= MAX_PLANS:
+            del _calls[next(iter(_calls))]
+        _calls[key] = replay
+
+
 def clear() -> None:
-    """Empty both caches."""
+    """Empty the caches."""
     with _lock:
         _geometries.clear()
         _plans.clear()
+        _calls.clear()
