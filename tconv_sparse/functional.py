@@ -2,8 +2,8 @@
 
 Same-geometry calls reuse one validated plan through the cache of
 :mod:`tconv_sparse.plan.cache` (the weight enters its key by value); a call
-repeated exactly (same arrays' shapes and dtypes, weight, arguments, no bias)
-goes straight to the runner that call was checked for.
+repeated exactly (same arrays' shapes and dtypes, weight, arguments) goes
+straight to the runner that call was checked for.
 """
 
 from __future__ import annotations
@@ -68,10 +68,10 @@ def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, pad
     [[[45.0, 54.0], [81.0, 90.0]]]
     """
     arguments = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode)
-    key = call_key(False, x, weight, method, arguments) if bias is None else None
+    key = call_key(False, x, weight, bias, method, arguments)
     replay = repeated_call(key)
     if replay is not None:
-        return replay(x)
+        return replay(x, bias)
     weight = v.as_weight(weight)
     method = parse_method(method, FORWARD_METHODS)
     x, batched = v.as_data("x", x, weight.ndim - 2)
@@ -144,10 +144,10 @@ def conv_transpose(y, weight, bias=None, *, stride=1, padding=0, output_padding=
     """
     arguments = dict(stride=stride, padding=padding, output_padding=output_padding, output_size=output_size,
                      dilation=dilation, groups=groups, padding_mode=padding_mode)
-    key = call_key(True, y, weight, method, arguments) if bias is None else None
+    key = call_key(True, y, weight, bias, method, arguments)
     replay = repeated_call(key)
     if replay is not None:
-        return replay(y)
+        return replay(y, bias)
     weight = v.as_weight(weight)
     method = parse_method(method, TRANSPOSE_METHODS)
     y, batched = v.as_data("y", y, weight.ndim - 2)

@@ -256,7 +256,7 @@ def test_repeated_calls_skip_the_lookups(monkeypatch):
 
 @pytest.mark.parametrize("transposed", [False, True])
 def test_repeated_calls_see_what_changed(transposed):
-    """Data of another shape, dtype, layout or rank, a bias, the thread count and the memory
+    """Data of another shape, dtype, layout or rank, the bias, the thread count and the memory
     limit are all part of a repeated call: each change gives what a first call would."""
     cache.clear()
     function = ts.conv_transpose if transposed else ts.conv
@@ -273,7 +273,10 @@ def test_repeated_calls_see_what_changed(transposed):
     for x in (data, data.astype(np.float32), data[..., ::-1], data[0], np.repeat(data, 3, axis=0),
               data[:, :, :4, :4], data.astype(np.complex128) * 1j):
         check(x)
-    check(data, bias=np.arange(2.0))
+    for bias in (np.arange(2.0), -3 * np.arange(2.0), np.arange(2, dtype=np.float32), [1.0, 2.0]):
+        check(data, bias=bias)  # a bias enters a repeated call by shape and dtype, its values are used
+    with pytest.raises(ValueError, match="bias"):
+        function(data, w, np.ones(3), stride=2)
     with config.numba_threads(1):
         check(data)
     previous = ts.set_max_bytes(16)  # below either output (64 bytes and more)

@@ -18,16 +18,17 @@ guarded by a lock (calls from several threads are safe):
 A valid geometry argument has at most three entries per axis level, so its
 ``repr`` is never abbreviated.
 
-On top of both, repeated calls skip even those lookups: a call without a bias,
-on NumPy arrays, with a weight small enough to hash and geometry arguments of
-the plainest types (``int``, ``str``, ``None``, tuples of ``int``) has an
-exact key (:func:`call_key`) under which the call's result dtype and checked
-runner are kept (:func:`remember_call`, :func:`repeated_call`). Its validation
-is a function of that key alone (the data enter by shape and dtype, the
-weight by value, the thread count and memory limit as they are at the call),
-so a call found there would pass every check again; among these types no two
-distinct arguments compare equal (``2.0``, ``True`` and ``np.int64(2)`` never
-get such a key). A tiny call then costs the key and the kernel.
+On top of both, repeated calls skip even those lookups: a call on NumPy
+arrays (its bias too), with a weight small enough to hash and geometry
+arguments of the plainest types (``int``, ``str``, ``None``, tuples of
+``int``) has an exact key (:func:`call_key`) under which the call's result
+dtype and checked runner are kept (:func:`remember_call`,
+:func:`repeated_call`). Its validation is a function of that key alone (the
+data and the bias enter by shape and dtype, the weight by value, the thread
+count and memory limit as they are at the call), so a call found there would
+pass every check again; among these types no two distinct arguments compare
+equal (``2.0``, ``True`` and ``np.int64(2)`` never get such a key). A tiny
+call then costs the key and the kernel.
 """
 
 from __future__ import annotations
@@ -108,12 +109,13 @@ def function_plan(transposed: bool, weight, spatial: tuple, method: str, kwargs:
     return plan if plan_key is None else _remember(_plans, plan_key, plan)
 
 
-def call_key(transposed: bool, data, weight, method, kwargs: dict) -> tuple | None:
-    """The exact key of a call of ``conv``/``conv_transpose`` without a bias, or ``None`` when the
-    call cannot be repeated from :func:`repeated_call` (arrays of other types, a weight above
-    :data:`MAX_WEIGHT_BYTES`, an argument of another type)."""
+def call_key(transposed: bool, data, weight, bias, method, kwargs: dict) -> tuple | None:
+    """The exact key of a call of ``conv``/``conv_transpose``, or ``None`` when the call cannot
+    be repeated from :func:`repeated_call` (arrays of other types, a weight above
+    :data:`MAX_WEIGHT_BYTES`, an argument of another type). A bias enters by shape and dtype,
+    all its checks depend on."""
     if type(data) is not np.ndarray or type(weight) is not np.ndarray or type(method) is not str \
-            or weight.nbytes > MAX_WEIGHT_BYTES:
+            or weight.nbytes > MAX_WEIGHT_BYTES or (bias is not None and type(bias) is not np.ndarray):
         return None
     values = tuple(kwargs.values())
     for value in values:
@@ -125,28 +127,31 @@ def call_key(transposed: bool, data, weight, method, kwargs: dict) -> tuple | No
         elif kind not in _PLAIN:
             return None
     return (transposed, method, values, data.shape, data.dtype, weight.shape, weight.dtype, weight.tobytes(),
-            num_threads(), get_max_bytes())
+            None if bias is None else (bias.shape, bias.dtype), num_threads(), get_max_bytes())
 
 
 def repeated_call(key):
-    """``replay(data)``, the call under ``key`` (:func:`call_key`) made again on ``data``, or
-    ``None`` if no call with that key has completed."""
+    """``replay(data, bias)``, the call under ``key`` (:func:`call_key`) made again on ``data``
+    and ``bias``, or ``None`` if no call with that key has completed."""
     return None if key is None else _calls.get(key)
 
 
 def remember_call(key, plan: Plan, data: np.ndarray, batched: bool) -> None:
     """Keep the call that just completed under ``key`` (``None``: nothing is kept): ``plan``
-    applied to ``data`` in the direction of the key."""
+    applied to ``data`` in the direction of the key, then the bias added as
+    :meth:`~tconv_sparse.plan.Plan.apply` adds it."""
     if key is None:
         return
     dtype = plan.result_dtype(data.dtype)
     run = plan.runner(dtype, data.shape[0] if batched else 1, transposed=key[0])
-    if batched:
-        def replay(data):
-            return run(np.ascontiguousarray(data, dtype=dtype))
-    else:
-        def replay(data):
-            return run(np.ascontiguousarray(data[None], dtype=dtype))[0]
+    per_channel = (-1,) + (1,) * (data.ndim - (2 if batched else 1))
+
+    def replay(data, bias):
+        result = run(np.ascontiguousarray(data if batched else data[None], dtype=dtype))
+        if bias is not None:
+            result += bias.astype(dtype, copy=False).reshape(per_channel)
+        return result if batched else result[0]
+
     with _lock:
         while len(_calls) >= MAX_PLANS:
             del _calls[next(iter(_calls))]
