@@ -53,7 +53,7 @@ MAX_WEIGHT_BYTES = 1 << 16
 _lock = threading.Lock()
 _geometries: OrderedDict = OrderedDict()
 _plans: OrderedDict = OrderedDict()
-_calls: dict = {}  # call key -> replay(data); read without the lock, oldest dropped first
+_calls: dict = {}  # call key -> replay(data, bias); read without the lock, oldest dropped first
 #: the exact types of a geometry argument in a :func:`call_key` (besides tuples of ``int``)
 _PLAIN = frozenset({int, str, type(None)})
 
