@@ -110,3 +110,19 @@ def test_compile_wait_shows_a_live_line_and_reports_compile_time_apart():
     assert "compiling the Numba kernels of parts 3-5 (first run only): 0/1 groups" in live.getvalue()
     assert len(lines) == 1 and "compiled (or loaded from the cache) in" in lines[0]
     assert "waited for here" in lines[0]
+
+
+def test_compile_notices_print_as_report_lines():
+    """A first run compiles parts 1-2 in the demo's own process: its notice is a line of the report,
+    not a warning with a source line; other warnings still warn."""
+    import warnings
+
+    from tconv_sparse.cli import demo
+    from tconv_sparse.core.config import CompileNotice
+
+    lines = []
+    with demo._notices_as_lines(lines.append):
+        warnings.warn("compiling the sparse kernels of conv_transpose for float64", CompileNotice)
+        with pytest.warns(UserWarning, match="other"):
+            warnings.warn("other", UserWarning)
+    assert lines == ["   compiling the sparse kernels of conv_transpose for float64"]

@@ -23,10 +23,12 @@ and 2 print.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import sys
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor, wait
 from pathlib import Path
 
@@ -362,6 +364,26 @@ def _finish_compiling(compiling, say, live=None) -> None:
 
 
 # ------------------------------------------------------------------ 6. figures and the whole run
+@contextlib.contextmanager
+def _notices_as_lines(say):
+    """Print compile notices as lines of the report while the block runs (a first run compiles
+    the kernels of parts 1-2 in this process), not as warnings with a source line; other
+    warnings are shown as before."""
+    from tconv_sparse.core.config import CompileNotice
+
+    with warnings.catch_warnings():  # restores showwarning on exit
+        shown = warnings.showwarning
+
+        def show(message, category, *args, **kwargs):
+            if issubclass(category, CompileNotice):
+                say(f"   {message}")
+            else:
+                shown(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        yield
+
+
 def run_demo(out=DEFAULT_OUT, *, stream=None, seed: int = 0) -> list[Path]:
     """Print the demo report and save its figures.
 
@@ -387,31 +409,32 @@ def run_demo(out=DEFAULT_OUT, *, stream=None, seed: int = 0) -> list[Path]:
     """
     compiling = _start_compiling()
     say = _Report(sys.stdout if stream is None else stream)
-    figures = Figures(Path(out))
-    rng = np.random.default_rng(seed)
-    title = f"tconv-sparse {ts.__version__} demo: transposed convolution made precise"
-    say(f"{title}\n{'=' * len(title)}")
-    say("A convolution is a sparse matrix C; the transposed convolution is C.T. Every number below is "
-        "computed now.\nThe first run also compiles the Numba kernels (cached for later runs).")
-    if figures.plt is None:
-        say("Note: matplotlib is not installed, so no figures are drawn "
-            "(pip install matplotlib, or tconv-sparse[plot]).")
-    _shapes(say, figures)
-    _matrix_example(say, figures)
-    _finish_compiling(compiling, say)
-    _methods_agree(say, figures, rng)
-    _speed(say, figures)
-    _deconvolution(say, figures, rng)
-    say.section("6. Figures")
-    if figures.plt is None:
-        say("   skipped: matplotlib is not installed (pip install matplotlib)")
-    else:
-        figures.save("overlap_maps.png", lambda: overlap_figure(figures.plt))
-        say(f"   {len(figures.written)} figures written to {figures.out.resolve()}:")
-        for path in figures.written:
-            say(f"     {path.name}")
-    say(f"\nDone in {time.perf_counter() - say.start:.0f} s. Next: tconv-sparse explain --help, "
-        "tconv-sparse bench, and the documentation's gallery.")
+    with _notices_as_lines(say):
+        figures = Figures(Path(out))
+        rng = np.random.default_rng(seed)
+        title = f"tconv-sparse {ts.__version__} demo: transposed convolution made precise"
+        say(f"{title}\n{'=' * len(title)}")
+        say("A convolution is a sparse matrix C; the transposed convolution is C.T. Every number below is "
+            "computed now.\nThe first run also compiles the Numba kernels (cached for later runs).")
+        if figures.plt is None:
+            say("Note: matplotlib is not installed, so no figures are drawn "
+                "(pip install matplotlib, or tconv-sparse[plot]).")
+        _shapes(say, figures)
+        _matrix_example(say, figures)
+        _finish_compiling(compiling, say)
+        _methods_agree(say, figures, rng)
+        _speed(say, figures)
+        _deconvolution(say, figures, rng)
+        say.section("6. Figures")
+        if figures.plt is None:
+            say("   skipped: matplotlib is not installed (pip install matplotlib)")
+        else:
+            figures.save("overlap_maps.png", lambda: overlap_figure(figures.plt))
+            say(f"   {len(figures.written)} figures written to {figures.out.resolve()}:")
+            for path in figures.written:
+                say(f"     {path.name}")
+        say(f"\nDone in {time.perf_counter() - say.start:.0f} s. Next: tconv-sparse explain --help, "
+            "tconv-sparse bench, and the documentation's gallery.")
     return figures.written
 
 
