@@ -143,7 +143,7 @@ def remember_call(key, plan: Plan, data: np.ndarray, batched: bool) -> None:
     if key is None:
         return
     dtype = plan.result_dtype(data.dtype)
-    run = plan.runner(dtype, data.shape[0] if batched else 1, transposed=key[0])
+    run = plan.runner(data.dtype, data.shape[0] if batched else 1, transposed=key[0])  # apply's own runner
     per_channel = (-1,) + (1,) * (data.ndim - (2 if batched else 1))
 
     def replay(data, bias):
