@@ -46,7 +46,7 @@ import numpy as np
 from tconv_sparse.core.validation import BYTES_RULE, parse_max_bytes
 
 __all__ = ["WORK_CHUNK_BYTES", "CHUNKS_PER_THREAD", "CompileNotice", "get_max_bytes", "jit", "num_threads",
-           "numba_threads", "park_helpers", "run_chunks", "chunk_count", "task_range", "set_max_bytes"]
+           "call_settings", "numba_threads", "park_helpers", "run_chunks", "chunk_count", "task_range", "set_max_bytes"]
 
 
 class CompileNotice(UserWarning):
@@ -496,6 +496,13 @@ def num_threads() -> int:
 
 
 _num_threads = None
+
+
+def call_settings() -> tuple:
+    """The settings a checked call depends on, as they are now: ``(num_threads(), get_max_bytes())``
+    (the keys of :meth:`~tconv_sparse.plan.Plan.runner` and of the repeated calls of
+    :mod:`tconv_sparse.plan.cache` hold them)."""
+    return num_threads(), _max_bytes
 
 
 @contextlib.contextmanager

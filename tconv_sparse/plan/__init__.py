@@ -33,7 +33,7 @@ import scipy.sparse as sp
 
 from tconv_sparse.backends import FORWARD, TRANSPOSE, Prepared, chooser, compiling, csr
 from tconv_sparse.core import validation as v
-from tconv_sparse.core.config import get_max_bytes, num_threads
+from tconv_sparse.core.config import call_settings, num_threads
 from tconv_sparse.core.matrix import build_matrix
 
 __all__ = ["Plan", "FORWARD_METHODS", "TRANSPOSE_METHODS", "PLANNING", "parse_method", "parse_planning",
@@ -242,7 +242,7 @@ class Plan:
 
     def _checked_call(self, dtype, batch: int, transposed: bool, conjugate: bool) -> tuple:
         """:meth:`_call`, remembered per signature, thread count and memory limit."""
-        key = (transposed, conjugate, dtype, batch, num_threads(), get_max_bytes())
+        key = (transposed, conjugate, dtype, batch, call_settings())
         run = self._calls.get(key)
         if run is None:
             run = self._call(dtype, batch, transposed, conjugate)

@@ -38,7 +38,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from tconv_sparse.core.config import get_max_bytes, num_threads
+from tconv_sparse.core.config import call_settings
 from tconv_sparse.core.geometry import Geometry
 from tconv_sparse.plan import Plan
 
@@ -127,7 +127,7 @@ def call_key(transposed: bool, data, weight, bias, method, kwargs: dict) -> tupl
         elif kind not in _PLAIN:
             return None
     return (transposed, method, values, data.shape, data.dtype, weight.shape, weight.dtype, weight.tobytes(),
-            None if bias is None else (bias.shape, bias.dtype), num_threads(), get_max_bytes())
+            None if bias is None else (bias.shape, bias.dtype), call_settings())
 
 
 def repeated_call(key):
