@@ -275,16 +275,16 @@ def test_cli_header_records_the_load_and_warns(tmp_path, capsys, monkeypatch):
 
 def test_cli_threads(tmp_path, capsys):
     import numba
+    from tconv_sparse.core.config import limit_threads
 
-    previous = numba.get_num_threads()
     try:
         status = cli.main(["bench", "--case", "signal:1x1->1x65536:k9s4", "--method", "im2col", "--direction",
                            "conv_transpose", "--no-torch", "--threads", "1", "--out", str(tmp_path)])
-        assert status == 0 and numba.get_num_threads() == 1
+        assert status == 0 and num_threads() == 1
         printed = capsys.readouterr()
         assert "tconv_sparse (Numba) 1 threads" in printed.out and "--threads 1" in printed.out
     finally:
-        numba.set_num_threads(previous)
+        limit_threads(None)
     limit = numba.config.NUMBA_NUM_THREADS
     assert cli.main(["bench", "--threads", "0", "--out", str(tmp_path)]) == 2
     assert (f"tconv-sparse bench: error: --threads: threads must be an int from 1 to {limit} (NUMBA_NUM_THREADS), "

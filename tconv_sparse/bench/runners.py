@@ -33,7 +33,7 @@ import numpy as np
 import tconv_sparse as ts
 import numba
 
-from tconv_sparse.core.config import num_threads
+from tconv_sparse.core.config import limit_threads, num_threads
 from tconv_sparse.functional import FORWARD_METHODS, TRANSPOSE_METHODS
 
 from tconv_sparse.bench.cases import ConvCase
@@ -295,7 +295,7 @@ def use_threads(count) -> int:
     limit = numba.config.NUMBA_NUM_THREADS
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= limit:
         raise ValueError(f"threads must be an int from 1 to {limit} (NUMBA_NUM_THREADS), got {count!r}")
-    numba.set_num_threads(count)
+    limit_threads(count)  # not numba.set_num_threads: it starts Numba's threading layer (see num_threads)
     return count
 
 

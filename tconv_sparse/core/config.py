@@ -21,7 +21,8 @@ kernels release the GIL), so no Numba threading layer is involved and calls
 from several Python threads are safe whatever ``NUMBA_THREADING_LAYER`` says.
 The work is split into tiles that do not depend on the thread count, so every
 fixed method gives bit-for-bit the same result on any number of threads.
-``numba.set_num_threads`` (or ``NUMBA_NUM_THREADS``) sets the thread count.
+``numba.set_num_threads`` (or ``NUMBA_NUM_THREADS``) sets the thread count; the
+package itself never starts Numba's threading layer (see :func:`num_threads`).
 Calls too short for a second thread to pay for the hand-off stay on the calling
 thread (:data:`PARALLEL_MIN_ELEMENTS`, :data:`PARALLEL_MIN_SECONDS`). Between
 calls the helper threads spin for a moment on a word of shared memory, with the
@@ -40,13 +41,14 @@ import math
 import os
 import threading
 import time
+import types
 
 import numpy as np
 
 from tconv_sparse.core.validation import BYTES_RULE, parse_max_bytes
 
 __all__ = ["WORK_CHUNK_BYTES", "CHUNKS_PER_THREAD", "CompileNotice", "get_max_bytes", "jit", "num_threads",
-           "call_settings", "numba_threads", "park_helpers", "run_chunks", "chunk_count", "task_range", "set_max_bytes"]
+           "call_settings", "limit_threads", "numba_threads", "park_helpers", "run_chunks", "chunk_count", "task_range", "set_max_bytes"]
 
 
 class CompileNotice(UserWarning):
@@ -477,25 +479,65 @@ def set_max_bytes(limit) -> int:
 
 
 def num_threads() -> int:
-    """Number of threads the Numba kernels use (``numba.get_num_threads()``).
+    """Number of threads the kernels of a call use: ``numba.get_num_threads()`` once Numba's
+    threading layer runs, else ``NUMBA_NUM_THREADS``; at most the count of :func:`numba_threads`
+    on this thread and of :func:`limit_threads`.
 
-    After the first call, Numba's own C getter is called directly, skipping
-    the thread-pool launch check and its lock that ``numba.get_num_threads``
-    pays on every call (a microsecond, on every tiny product).
+    Numba's threading layer is never launched by the package (it is read only after someone
+    else launched it, e.g. with ``numba.set_num_threads``): on Linux its default layer is
+    OpenMP, and with Numba's OpenMP pool started in the process, PyTorch's float64
+    ``conv_transpose2d`` of an 8x16->16x32x32 batch took 20 ms instead of 0.7 ms (EPYC VM,
+    2 threads, measured). Numba's C getter is called directly, without the launch check and
+    lock that ``numba.get_num_threads`` pays on every call.
     """
-    global _num_threads
-    if _num_threads is None:
-        numba = _numba()
-        from numba.np.ufunc import parallel
-
-        count = numba.get_num_threads()  # launches the pool, which sets the getter
-        getter = getattr(parallel, "_get_num_threads", None)
-        _num_threads = getter if callable(getter) else numba.get_num_threads
-        return count
-    return _num_threads()
+    parallel = _parallel or _import_parallel()
+    count = parallel._get_num_threads() if parallel._is_initialized else _default_threads
+    cap = getattr(_CAPS, "count", None)
+    if cap is not None and cap < count:
+        count = cap
+    return count if _limit is None or _limit >= count else _limit
 
 
-_num_threads = None
+def _import_parallel():
+    global _parallel, _default_threads
+    numba = _numba()
+    from numba.np.ufunc import parallel
+
+    _default_threads = numba.config.NUMBA_NUM_THREADS
+    if not hasattr(parallel, "_is_initialized"):  # another Numba: its public getter, which launches
+        parallel = types.SimpleNamespace(_is_initialized=True, _get_num_threads=numba.get_num_threads)
+    _parallel = parallel
+    return parallel
+
+
+#: ``numba.np.ufunc.parallel``, imported by the first :func:`num_threads`
+_parallel = None
+#: ``NUMBA_NUM_THREADS``, read with it
+_default_threads = 1
+#: this thread's cap from :func:`numba_threads` (``count`` attribute)
+_CAPS = threading.local()
+#: the process-wide cap of :func:`limit_threads` (``None``: none)
+_limit = None
+
+
+def limit_threads(count) -> int | None:
+    """Cap :func:`num_threads` at ``count`` in every thread (``None`` removes the cap), without
+    starting Numba's threading layer (as ``numba.set_num_threads`` would); returns the previous cap.
+    ``tconv-sparse bench --threads`` uses it.
+
+    Examples
+    --------
+    >>> from tconv_sparse.core.config import limit_threads, num_threads
+    >>> previous = limit_threads(1)
+    >>> num_threads()
+    1
+    >>> _ = limit_threads(previous)
+    """
+    global _limit
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise ValueError(f"count must be None or an int of at least 1, got {count!r}")
+    previous, _limit = _limit, count
+    return previous
 
 
 def call_settings() -> tuple:
@@ -507,16 +549,15 @@ def call_settings() -> tuple:
 
 @contextlib.contextmanager
 def numba_threads(count: int):
-    """Run the Numba kernels of the ``with`` block on ``count`` threads (this thread only).
+    """Run the kernels of the ``with`` block on at most ``count`` threads (this thread only).
 
-    The GEMM paths leave the cores to BLAS: OpenBLAS and the OpenMP pool of
-    the Numba kernels both spin-wait between calls, and alternating between
+    The GEMM paths leave the cores to BLAS: OpenBLAS and the helper threads of
+    :func:`run_chunks` both spin-wait between calls, and alternating between
     them on the same cores costs more than the Numba passes gain in parallel.
     """
-    numba = _numba()
-    previous = numba.get_num_threads()
-    numba.set_num_threads(min(count, previous))
+    previous = getattr(_CAPS, "count", None)
+    _CAPS.count = count if previous is None else min(count, previous)
     try:
         yield
     finally:
-        numba.set_num_threads(previous)
+        _CAPS.count = previous
