@@ -425,7 +425,7 @@ def test_helpers_are_asleep_when_the_interpreter_exits(monkeypatch):
     assert subprocess.run([sys.executable, "-c", script], timeout=60).returncode == 0
 
 
-def test_thread_caps_do_not_start_numba_threading(monkeypatch):
+def test_thread_caps_do_not_start_numba_threading():
     """``numba_threads`` (this thread) and ``limit_threads`` (every thread) cap the count the
     kernels use without ``numba.set_num_threads``; ``numba.set_num_threads`` is still followed."""
     from tconv_sparse.core import config

@@ -492,7 +492,7 @@ def num_threads() -> int:
     """
     parallel = _parallel or _import_parallel()
     count = parallel._get_num_threads() if parallel._is_initialized else _default_threads
-    cap = getattr(_CAPS, "count", None)
+    cap = _CAPS.count
     if cap is not None and cap < count:
         count = cap
     return count if _limit is None or _limit >= count else _limit
@@ -514,8 +514,14 @@ def _import_parallel():
 _parallel = None
 #: ``NUMBA_NUM_THREADS``, read with it
 _default_threads = 1
-#: this thread's cap from :func:`numba_threads` (``count`` attribute)
-_CAPS = threading.local()
+class _Caps(threading.local):
+    """This thread's cap from :func:`numba_threads` (a class default, so reading it in a
+    thread that never set one does not raise and catch an AttributeError: 0.9 µs)."""
+
+    count = None
+
+
+_CAPS = _Caps()
 #: the process-wide cap of :func:`limit_threads` (``None``: none)
 _limit = None
 
@@ -555,7 +561,7 @@ def numba_threads(count: int):
     :func:`run_chunks` both spin-wait between calls, and alternating between
     them on the same cores costs more than the Numba passes gain in parallel.
     """
-    previous = getattr(_CAPS, "count", None)
+    previous = _CAPS.count
     _CAPS.count = count if previous is None else min(count, previous)
     try:
         yield
