@@ -455,3 +455,44 @@ def test_thread_caps_do_not_start_numba_threading():
             config.limit_threads(bad)
     if numba.config.NUMBA_NUM_THREADS >= 2:
         assert _on_threads(1, config.num_threads) == 1  # numba.set_num_threads, once launched
+
+
+def test_a_short_call_is_shared_while_the_helpers_are_warm(monkeypatch):
+    """A call measured below ``PARALLEL_MIN_SECONDS`` but above ``WARM_MIN_SECONDS`` is shared
+    while the helpers still spin after a shared call, and stays on the calling thread otherwise
+    (a one-thread pass between two shared kernels made whole calls 1.6x slower)."""
+    from tconv_sparse.core import config
+
+    calls = []
+
+    def kernel(out, chunk, chunks):
+        calls.append(chunks)
+
+    out = np.zeros(1 << 15)
+    kind = (kernel, out.shape + (out.dtype.char,))
+    monkeypatch.setattr(config, "PARALLEL_MIN_SECONDS", 150e-6)
+    monkeypatch.setitem(config._SERIAL_SECONDS, kind, [config.TIMED_CALLS, 100e-6])
+
+    class Team:
+        def __init__(self, warm):
+            self.warm = lambda: warm
+
+    monkeypatch.setattr(config, "_TEAM", Team(False))
+    assert config._ran_alone(kernel, (out,)) is True and calls == [1]
+    monkeypatch.setattr(config, "_TEAM", Team(True))
+    calls.clear()
+    assert config._ran_alone(kernel, (out,)) is False and calls == []  # shared by run_chunks
+    config._SERIAL_SECONDS[kind][1] = config.WARM_MIN_SECONDS / 2
+    assert config._ran_alone(kernel, (out,)) is True and calls == [1]  # too short even when warm
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
+def test_helpers_are_warm_after_a_shared_call_until_parked(monkeypatch):
+    from tconv_sparse.core import config
+
+    monkeypatch.setattr(config, "PARALLEL_MIN_SECONDS", 0)
+    monkeypatch.setattr(config, "HELPER_SPIN_SECONDS", 10.0)  # a slow machine cannot cool them
+    config.run_chunks(lambda out, chunk, chunks: None, 4, np.zeros(1 << 14))
+    assert config._TEAM.warm()
+    config.park_helpers()
+    assert not config._TEAM.warm()

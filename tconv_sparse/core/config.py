@@ -156,6 +156,7 @@ class _Team:
         self.cond = threading.Condition()
         self.task = (0, 0, None)  # (call number, helpers wanted, work)
         self.sleeping = 0
+        self.finished = -math.inf  # time.perf_counter() at the end of the last shared call
         self.turns_per_second = self._calibrate()
         for index in range(helpers):
             threading.Thread(target=self._helper, args=(index,), name=f"tconv_sparse-{index}",
@@ -214,8 +215,15 @@ class _Team:
                                                  turns):
             time.sleep(CALLER_POLL_SECONDS)  # helpers publish without a lock, so poll (the call is long by now)
             turns = 1
+        self.finished = time.perf_counter()
+
+    def warm(self) -> bool:
+        """Whether the helpers are still spinning after the last shared call (so sharing the
+        next one costs no wake-up)."""
+        return time.perf_counter() - self.finished < HELPER_SPIN_SECONDS
 
     def park(self) -> None:
+        self.finished = -math.inf
         self.words[self.PARK] = 1
 
     def park_at_exit(self) -> None:
@@ -287,6 +295,13 @@ PARALLEL_MIN_ELEMENTS = 1 << 14
 #: faster on two. 0 shares every call of at least :data:`PARALLEL_MIN_ELEMENTS` outputs.
 PARALLEL_MIN_SECONDS = 150e-6
 
+#: a call measured below :data:`PARALLEL_MIN_SECONDS` is still shared from this long on when the
+#: helpers are spinning after a shared call of moments ago: a one-thread pass between two shared
+#: kernels (the phase split before the forward stencil of a 16-channel batch, 125-160 µs) made
+#: the whole call 1.6x slower in four processes of ten on the 2-core EPYC VM, whether the idle
+#: helper spun beside it or slept and had to be woken after it
+WARM_MIN_SECONDS = 75e-6
+
 #: calls of each kind (kernel and argument shapes) that :func:`run_chunks` runs and times on the
 #: calling thread before it fixes the choice; the fastest counts, since the first call of a
 #: kind also compiles or faults in fresh pages
@@ -316,7 +331,8 @@ def _ran_alone(kernel, args) -> bool:
     kind = (kernel, *(arg.shape + (arg.dtype.char,) for arg in args if type(arg) is np.ndarray))
     timed = _SERIAL_SECONDS.get(kind)
     if timed is not None and timed[0] >= TIMED_CALLS:
-        if timed[1] >= PARALLEL_MIN_SECONDS:
+        if timed[1] >= PARALLEL_MIN_SECONDS or (
+                timed[1] >= WARM_MIN_SECONDS and _TEAM is not None and _TEAM.warm()):
             return False
         kernel(*args, 0, 1)
         return True
