@@ -492,7 +492,9 @@ def test_helpers_are_warm_after_a_shared_call_until_parked(monkeypatch):
 
     monkeypatch.setattr(config, "PARALLEL_MIN_SECONDS", 0)
     monkeypatch.setattr(config, "HELPER_SPIN_SECONDS", 10.0)  # a slow machine cannot cool them
-    config.run_chunks(lambda out, chunk, chunks: None, 4, np.zeros(1 << 14))
-    assert config._TEAM.warm()
-    config.park_helpers()
+    try:
+        config.run_chunks(lambda out, chunk, chunks: None, 4, np.zeros(1 << 14))
+        assert config._TEAM.warm()
+    finally:
+        config.park_helpers()  # also when the assertion fails: no helper spins on for 10 s
     assert not config._TEAM.warm()
