@@ -158,15 +158,14 @@ def test_small_calls_stay_on_the_calling_thread(monkeypatch):
 
 def test_calls_timed_below_the_threshold_stay_on_the_calling_thread(monkeypatch):
     """Each kind of call (kernel and argument shapes) runs its first ``TIMED_CALLS`` calls on the
-    calling thread, timed; it is shared with the pool from then on only if the fastest of them
-    took at least ``PARALLEL_MIN_SECONDS``. A short kind stays on the calling thread for good,
-    and the choice of another kind, or of other shapes, is its own."""
+    calling thread, timed; a kind faster than ``PARALLEL_MIN_SECONDS`` stays there for good, and
+    the choice of another kind, or of other shapes, is its own."""
     import time
 
     from tconv_sparse.core import config
 
     monkeypatch.setattr(config, "PARALLEL_MIN_SECONDS", 1e-3)
-    monkeypatch.setattr(config, "_SERIAL_SECONDS", {})
+    monkeypatch.setattr(config, "_TIMINGS", {})
     calls = []
 
     def quick(data, out, chunk, chunks):
@@ -189,9 +188,90 @@ def test_calls_timed_below_the_threshold_stay_on_the_calling_thread(monkeypatch)
     assert run(slow, (1 << 14) + 1) == alone  # other shapes are timed afresh
     assert run(quick) == alone
     if numba.config.NUMBA_NUM_THREADS >= 2:
-        assert sorted(chunk for _, chunk, _ in run(slow)) == [0, 1, 2, 3]
-    fastest = config._SERIAL_SECONDS[(quick, (1, "d"), (1 << 14, "d"))]
-    assert fastest[0] == config.TIMED_CALLS and fastest[1] < 1e-3
+        assert sorted(chunk for _, chunk, _ in run(slow)) == [0, 1, 2, 3]  # now timed shared
+    quick_timing = config._TIMINGS[(quick, (1, "d"), (1 << 14, "d"))]
+    assert quick_timing[0] == config.TIMED_CALLS and quick_timing[1] < 1e-3 and quick_timing[2] == 0
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs a helper thread")
+def test_a_kind_runs_the_way_it_was_timed_faster(monkeypatch):
+    """After ``TIMED_CALLS`` calls alone and as many shared, all timed, a kind runs the faster
+    way; it is timed both ways again after ``RETIMED_AFTER_CALLS`` calls, or as soon as
+    ``TIMED_CALLS`` calls in a row take ``RETIMED_ABOVE`` times the other way's (what a second
+    thread gains changes with the host's placement of a virtual machine's cores)."""
+    import time
+
+    from tconv_sparse.core import config
+
+    monkeypatch.setattr(config, "PARALLEL_MIN_SECONDS", 1e-6)
+    monkeypatch.setattr(config, "_TIMINGS", {})
+    monkeypatch.setattr(config, "RETIMED_AFTER_CALLS", 4 * config.TIMED_CALLS)
+    calls, sleep = [], {}
+
+    def kernel(out, chunk, chunks):  # sleeps sleep[chunks] in all, over its chunks
+        time.sleep(sleep[chunks] / chunks)
+        calls.append(chunks)
+
+    def ways(count):
+        ran = []
+        for _ in range(count):
+            calls.clear()
+            _on_threads(2, lambda: config.run_chunks(kernel, 4, np.zeros(1 << 14)))
+            ran.append("shared" if calls == [4] * 4 else "alone" if calls == [1] else calls)
+        return ran
+
+    timed, n = ["alone"] * config.TIMED_CALLS + ["shared"] * config.TIMED_CALLS, config.TIMED_CALLS
+    sleep.update({1: 2e-3, 4: 16e-3})  # sharing makes the call slower (8 ms): it stays alone
+    assert ways(2 * n + 2) == timed + ["alone"] * 2
+    sleep.update({1: 16e-3, 4: 2e-3})  # alone slower than shared was: timed again after n calls
+    assert ways(n + 2 * n + 2) == ["alone"] * n + timed + ["shared"] * 2
+    sleep.update({1: 0.2e-3})  # alone faster, shared no slower: timed again after the period
+    rest = config.RETIMED_AFTER_CALLS - (2 * n + 2)
+    assert ways(rest) == ["shared"] * rest
+    assert ways(2 * n + 2) == timed + ["alone"] * 2
+    assert config._TIMINGS[(kernel, (1 << 14, "d"))][4] == 2 * n + 2
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs a helper thread")
+def test_an_operation_runs_all_its_kernels_the_way_it_was_timed_faster(monkeypatch):
+    """``run_measured`` times whole operations alone and shared, as ``run_chunks`` times kernel
+    calls, and runs every kernel call of an operation the faster way (the kernels of one
+    operation pass their data to each other through the caches); an operation inside another,
+    or a small one, just runs."""
+    import time
+
+    from tconv_sparse.core import config
+
+    monkeypatch.setattr(config, "PARALLEL_MIN_SECONDS", 1e-6)
+    monkeypatch.setattr(config, "_TIMINGS", {})
+    calls, sleep, out = [], {}, np.zeros(1 << 14)
+
+    def kernel(out, chunk, chunks):  # sleeps sleep[chunks] in all, over its chunks
+        time.sleep(sleep[chunks] / chunks)
+        calls.append(chunks)
+
+    def operation():
+        config.run_chunks(kernel, 4, out)
+        assert config.run_measured(("inner",), out.size, config.run_chunks, kernel, 4, out) is None
+        return "done"
+
+    def ways(count, size=out.size):
+        ran = []
+        for _ in range(count):
+            calls.clear()
+            assert _on_threads(2, lambda: config.run_measured(("outer",), size, operation)) == "done"
+            ran.append("shared" if calls == [4] * 8 else "alone" if calls == [1, 1] else calls)
+        return ran
+
+    timed, n = ["alone"] * config.TIMED_CALLS + ["shared"] * config.TIMED_CALLS, config.TIMED_CALLS
+    sleep.update({1: 2e-3, 4: 16e-3})  # sharing makes the operation slower: it stays alone
+    assert ways(2 * n + 2) == timed + ["alone"] * 2
+    sleep.update({1: 16e-3, 4: 2e-3})  # alone slower than shared was: timed again after n calls
+    assert ways(n + 2 * n + 2) == ["alone"] * n + timed + ["shared"] * 2
+    assert ("inner",) not in config._TIMINGS
+    before = dict(config._TIMINGS)
+    assert ways(1, size=(1 << 14) - 1) == ["shared"]  # not an operation: the kernel's own choice
+    assert config._TIMINGS[(("outer",),)] == before[(("outer",),)]
 
 
 def test_the_timings_are_bounded(monkeypatch):
@@ -200,7 +280,7 @@ def test_the_timings_are_bounded(monkeypatch):
     from tconv_sparse.core import config
 
     monkeypatch.setattr(config, "PARALLEL_MIN_SECONDS", 1.0)
-    monkeypatch.setattr(config, "_SERIAL_SECONDS", {})
+    monkeypatch.setattr(config, "_TIMINGS", {})
     monkeypatch.setattr(config, "_MOST_KINDS", 3)
 
     def kernel(out, chunk, chunks):
@@ -208,7 +288,7 @@ def test_the_timings_are_bounded(monkeypatch):
 
     for size in range(1 << 14, (1 << 14) + 7):
         _on_threads(2, lambda: config.run_chunks(kernel, 4, np.zeros(size)))
-        assert 1 <= len(config._SERIAL_SECONDS) <= 3
+        assert 1 <= len(config._TIMINGS) <= 3
 
 
 _TWO = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs a helper thread")
@@ -457,44 +537,23 @@ def test_thread_caps_do_not_start_numba_threading():
         assert _on_threads(1, config.num_threads) == 1  # numba.set_num_threads, once launched
 
 
-def test_a_short_call_is_shared_while_the_helpers_are_warm(monkeypatch):
-    """A call measured below ``PARALLEL_MIN_SECONDS`` but above ``WARM_MIN_SECONDS`` is shared
-    while the helpers still spin after a shared call, and stays on the calling thread otherwise
-    (a one-thread pass between two shared kernels made whole calls 1.6x slower)."""
-    from tconv_sparse.core import config
-
-    calls = []
-
-    def kernel(out, chunk, chunks):
-        calls.append(chunks)
-
-    out = np.zeros(1 << 15)
-    kind = (kernel, out.shape + (out.dtype.char,))
-    monkeypatch.setattr(config, "PARALLEL_MIN_SECONDS", 150e-6)
-    monkeypatch.setitem(config._SERIAL_SECONDS, kind, [config.TIMED_CALLS, 100e-6])
-
-    class Team:
-        def __init__(self, warm):
-            self.warm = lambda: warm
-
-    monkeypatch.setattr(config, "_TEAM", Team(False))
-    assert config._ran_alone(kernel, (out,)) is True and calls == [1]
-    monkeypatch.setattr(config, "_TEAM", Team(True))
-    calls.clear()
-    assert config._ran_alone(kernel, (out,)) is False and calls == []  # shared by run_chunks
-    config._SERIAL_SECONDS[kind][1] = config.WARM_MIN_SECONDS / 2
-    assert config._ran_alone(kernel, (out,)) is True and calls == [1]  # too short even when warm
-
-
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
-def test_helpers_are_warm_after_a_shared_call_until_parked(monkeypatch):
+def test_parked_helpers_sleep(monkeypatch):
+    """Helpers spin for the next call after a shared call, and sleep once parked (before a BLAS
+    product, so that two pools never spin against each other)."""
+    import time
+
     from tconv_sparse.core import config
 
     monkeypatch.setattr(config, "PARALLEL_MIN_SECONDS", 0)
     monkeypatch.setattr(config, "HELPER_SPIN_SECONDS", 10.0)  # a slow machine cannot cool them
     try:
         config.run_chunks(lambda out, chunk, chunks: None, 4, np.zeros(1 << 14))
-        assert config._TEAM.warm()
+        time.sleep(0.05)
+        assert config._TEAM.sleeping == 0
     finally:
         config.park_helpers()  # also when the assertion fails: no helper spins on for 10 s
-    assert not config._TEAM.warm()
+    deadline = time.monotonic() + 5
+    while config._TEAM.sleeping < config._TEAM.helpers and time.monotonic() < deadline:
+        time.sleep(1e-3)
+    assert config._TEAM.sleeping == config._TEAM.helpers

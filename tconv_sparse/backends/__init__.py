@@ -18,11 +18,12 @@ run a method once, preparing it for that one call.
 """
 
 import functools
+import math
 
 import numpy as np
 
 from tconv_sparse.core import validation as v
-from tconv_sparse.core.config import get_max_bytes, num_threads
+from tconv_sparse.core.config import get_max_bytes, num_threads, run_measured
 from tconv_sparse.core.nonfinite import nonfinite_product, split_nonfinite
 from tconv_sparse.backends import direct, im2col, zero_insert
 from tconv_sparse.backends.adjoint import adjoint_geometry, adjoint_weight
@@ -82,10 +83,10 @@ class Prepared:
         canonical = geometry.canonical
         self._canonical = canonical.geometry
         self._bytes: dict = {}
+        channels, shape = ((geometry.in_channels, geometry.input_shape) if transposed
+                           else (geometry.out_channels, geometry.output_shape))
+        self._empty = (channels, *shape)
         if self._canonical is None:  # C stores no entry: every tap reads padding
-            channels, shape = ((geometry.in_channels, geometry.input_shape) if transposed
-                               else (geometry.out_channels, geometry.output_shape))
-            self._empty = (channels, *shape)
             return
         self.weight = np.ascontiguousarray(canonical.weight(weight))
         self.finite, self.taps = split_nonfinite(self.weight)
@@ -115,7 +116,9 @@ class Prepared:
         if needed > get_max_bytes():
             direction = "conv_transpose" if self.transposed else "conv"
             v.check_bytes(f"{direction} with method {self.method!r} (its output and work buffers)", needed)
-        result = self._function(data, self._kernel_weight, self._kernel_geometry)
+        size = max(data.size, data.shape[0] * math.prod(self._empty))
+        result = run_measured((self.runs, self._kernel_geometry, data.shape, data.dtype.char), size,
+                              self._function, data, self._kernel_weight, self._kernel_geometry)
         if self.taps:
             result += nonfinite_product(data, self.weight, self._canonical, self.taps, self.transposed)
         return result

@@ -156,7 +156,6 @@ class _Team:
         self.cond = threading.Condition()
         self.task = (0, 0, None)  # (call number, helpers wanted, work)
         self.sleeping = 0
-        self.finished = -math.inf  # time.perf_counter() at the end of the last shared call
         self.turns_per_second = self._calibrate()
         for index in range(helpers):
             threading.Thread(target=self._helper, args=(index,), name=f"tconv_sparse-{index}",
@@ -215,15 +214,8 @@ class _Team:
                                                  turns):
             time.sleep(CALLER_POLL_SECONDS)  # helpers publish without a lock, so poll (the call is long by now)
             turns = 1
-        self.finished = time.perf_counter()
-
-    def warm(self) -> bool:
-        """Whether the helpers are still spinning after the last shared call (so sharing the
-        next one costs no wake-up)."""
-        return time.perf_counter() - self.finished < HELPER_SPIN_SECONDS
 
     def park(self) -> None:
-        self.finished = -math.inf
         self.words[self.PARK] = 1
 
     def park_at_exit(self) -> None:
@@ -286,32 +278,39 @@ def park_helpers() -> None:
 #: about 50 µs on one)
 PARALLEL_MIN_ELEMENTS = 1 << 14
 
-#: a call of a larger output still stays on the calling thread when it is measured to take less
-#: than this on one thread. Sharing a call costs a helper's wake-up at its start and often the
-#: caller's at its end (each 50-100 µs on a virtual machine that halts idle cores, when the
-#: helper slept; 20-40 µs of GIL hand-offs and Python calls when it was spinning), so two
-#: threads only pay from about twice that: on the 2-core EPYC VM a 65536-sample signal
-#: (30-90 µs per kernel call) is 1.5-2x faster on one thread, a 512x512 image (150-450 µs) 1.5-2x
-#: faster on two. 0 shares every call of at least :data:`PARALLEL_MIN_ELEMENTS` outputs.
-PARALLEL_MIN_SECONDS = 150e-6
+#: a call of a larger output stays on the calling thread when it is measured to take less than
+#: this on one thread: sharing a call costs 20-40 µs of GIL hand-offs and Python calls when the
+#: helpers spin, a wake-up of 50-100 µs when they slept (a virtual machine halts idle cores), so
+#: shorter calls cannot gain (on the 2-core EPYC VM a 65536-sample signal, 30-90 µs per kernel
+#: call, is 1.5-2x faster on one thread). Longer kinds are then timed shared as well, and run the
+#: faster way (:data:`TIMED_CALLS`). 0 shares every call of at least
+#: :data:`PARALLEL_MIN_ELEMENTS` outputs, untimed.
+PARALLEL_MIN_SECONDS = 75e-6
 
-#: a call measured below :data:`PARALLEL_MIN_SECONDS` is still shared from this long on when the
-#: helpers are spinning after a shared call of moments ago: a one-thread pass between two shared
-#: kernels (the phase split before the forward stencil of a 16-channel batch, 125-160 µs) made
-#: the whole call 1.6x slower in four processes of ten on the 2-core EPYC VM, whether the idle
-#: helper spun beside it or slept and had to be woken after it
-WARM_MIN_SECONDS = 75e-6
-
-#: calls of each kind (kernel and argument shapes) that :func:`run_chunks` runs and times on the
-#: calling thread before it fixes the choice; the fastest counts, since the first call of a
-#: kind also compiles or faults in fresh pages
+#: calls of each kind (kernel and argument shapes) that :func:`run_chunks` times on the calling
+#: thread, and then shared, before it fixes the choice: the kind runs the way whose fastest timed
+#: call was faster (the first call of a kind also compiles or faults in fresh pages). Measured,
+#: not assumed, because what a second thread gains changes with the machine and with the host's
+#: placement of a virtual machine's cores: on the 2-core EPYC VM the volume's phase split took
+#: 78 µs shared and 116 µs alone for minutes, then 270-300 µs shared and 120 µs alone for
+#: minutes (GEMMs on two threads meanwhile 1.96x, then 1.72x, the speed of one)
 TIMED_CALLS = 3
 
-#: kinds of call timed so far: (kernel, shape and dtype of each array argument) -> [calls timed,
-#: fastest seconds]
-_SERIAL_SECONDS: dict = {}
+#: calls of a kind after which it is timed again both ways (:data:`TIMED_CALLS` each, at most
+#: 0.6% of its time when one way is twice as fast), so that a choice follows such a change
+RETIMED_AFTER_CALLS = 1000
 
-#: :data:`_SERIAL_SECONDS` is emptied when it holds this many kinds (a bound on its memory)
+#: a kind is also timed again both ways at once when :data:`TIMED_CALLS` calls in a row, run
+#: the chosen way (every call of a kind long enough to share is timed), took more than this
+#: times the fastest timed call of the other way: the change above made the chosen way the slower
+RETIMED_ABOVE = 1.25
+
+#: kinds of call timed so far: (kernel, shape and dtype of each array argument) -> [calls timed
+#: alone, fastest of them, calls timed shared, fastest of them, calls since the timing began,
+#: calls in a row above :data:`RETIMED_ABOVE` times the other way]
+_TIMINGS: dict = {}
+
+#: :data:`_TIMINGS` is emptied when it holds this many kinds (a bound on its memory)
 _MOST_KINDS = 4096
 
 
@@ -322,30 +321,29 @@ def _small(args) -> bool:
     return isinstance(out, np.ndarray) and out.size < PARALLEL_MIN_ELEMENTS
 
 
-def _ran_alone(kernel, args) -> bool:
-    """Run ``kernel(*args, 0, 1)`` on the calling thread and return ``True`` while calls of its
-    kind are still being timed or were timed below :data:`PARALLEL_MIN_SECONDS`; return
-    ``False``, having run nothing, once the kind is known to take longer."""
-    if PARALLEL_MIN_SECONDS <= 0:
-        return False
+def _timing(kernel, args) -> list:
+    """The :data:`_TIMINGS` record of the kind of ``kernel(*args)``, counting this call (a fresh
+    record after :data:`RETIMED_AFTER_CALLS` calls, or :data:`TIMED_CALLS` slow ones in a row)."""
     kind = (kernel, *(arg.shape + (arg.dtype.char,) for arg in args if type(arg) is np.ndarray))
-    timed = _SERIAL_SECONDS.get(kind)
-    if timed is not None and timed[0] >= TIMED_CALLS:
-        if timed[1] >= PARALLEL_MIN_SECONDS or (
-                timed[1] >= WARM_MIN_SECONDS and _TEAM is not None and _TEAM.warm()):
-            return False
-        kernel(*args, 0, 1)
-        return True
-    start = time.perf_counter()
-    kernel(*args, 0, 1)
-    seconds = time.perf_counter() - start
-    if timed is None:
-        if len(_SERIAL_SECONDS) >= _MOST_KINDS:
-            _SERIAL_SECONDS.clear()
-        _SERIAL_SECONDS[kind] = [1, seconds]
-    else:
-        timed[0], timed[1] = timed[0] + 1, min(timed[1], seconds)
-    return True
+    timing = _TIMINGS.get(kind)
+    if timing is None or timing[4] >= RETIMED_AFTER_CALLS or timing[5] >= TIMED_CALLS:
+        if len(_TIMINGS) >= _MOST_KINDS:
+            _TIMINGS.clear()
+        timing = _TIMINGS[kind] = [0, math.inf, 0, math.inf, 0, 0]
+    timing[4] += 1
+    return timing
+
+
+def _shares(timing) -> bool | None:
+    """Whether a call of this kind is shared: ``True`` or ``False``, or ``None`` when it is to be
+    timed (alone while ``timing[0] <`` :data:`TIMED_CALLS`, else shared)."""
+    if timing[0] < TIMED_CALLS:
+        return None
+    if timing[1] < PARALLEL_MIN_SECONDS:
+        return False
+    if timing[2] < TIMED_CALLS:
+        return None
+    return timing[3] < timing[1]
 
 
 def run_chunks(kernel, chunks: int, *args) -> None:
@@ -362,10 +360,11 @@ def run_chunks(kernel, chunks: int, *args) -> None:
     its work by :func:`task_range` (as every kernel of the package does): on
     one thread it is called once, as chunk 0 of 1, which skips the Python
     overhead of one call per chunk, as are calls whose output (the last of
-    ``args``) has fewer than :data:`PARALLEL_MIN_ELEMENTS` elements, and calls measured to
-    take less than :data:`PARALLEL_MIN_SECONDS` on one thread (the first :data:`TIMED_CALLS`
-    calls of each kernel and argument shapes run on the calling thread and are timed; the
-    choice never changes a result).
+    ``args``) has fewer than :data:`PARALLEL_MIN_ELEMENTS` elements, and calls of a kind
+    (kernel and argument shapes) measured to run faster there: the first :data:`TIMED_CALLS`
+    calls of a kind run on the calling thread, timed, the next ones shared, timed (unless the
+    first took less than :data:`PARALLEL_MIN_SECONDS`), and the faster way is kept for
+    :data:`RETIMED_AFTER_CALLS` calls. The choice never changes a result.
 
     Examples
     --------
@@ -385,10 +384,92 @@ def run_chunks(kernel, chunks: int, *args) -> None:
     if threads <= 1 or chunks > _Team.MOST_CHUNKS or _small(args):
         kernel(*args, 0, 1)  # one call does every chunk's tasks (the tasks, not the chunks, fix the result)
         return
-    if _ran_alone(kernel, args):
+    if PARALLEL_MIN_SECONDS <= 0:
+        _run_shared(kernel, chunks, threads, args)
         return
+    timing, operation = _timing(kernel, args), _OPERATION.shares
+    if operation is None:
+        _run_timed(timing, lambda: kernel(*args, 0, 1), lambda: _run_shared(kernel, chunks, threads, args))
+    elif timing[0] < TIMED_CALLS:  # the kernel's own time alone, whichever way the operation runs
+        _run_timed(timing, lambda: kernel(*args, 0, 1), None)
+    elif operation and timing[1] >= PARALLEL_MIN_SECONDS:
+        _run_shared(kernel, chunks, threads, args)
+    else:
+        kernel(*args, 0, 1)
+
+
+def _run_timed(timing, alone, shared):
+    """``alone()`` or ``shared()``, whichever :func:`_shares` says for ``timing``; the call is
+    timed into ``timing`` (unless too short to share) and its result returned."""
+    shares = _shares(timing)
+    if shares is False and timing[1] < PARALLEL_MIN_SECONDS:
+        return alone()  # too short to share: untimed
+    way = shares if shares is not None else timing[0] >= TIMED_CALLS
+    start = time.perf_counter()
+    result = shared() if way else alone()
+    seconds = time.perf_counter() - start
+    if shares is None:
+        slot = 2 if way else 0
+        timing[slot], timing[slot + 1] = timing[slot] + 1, min(timing[slot + 1], seconds)
+    else:
+        timing[5] = timing[5] + 1 if seconds > RETIMED_ABOVE * timing[1 if way else 3] else 0
+    return result
+
+
+class _Operation(threading.local):
+    """How the kernels of this thread's :func:`run_measured` operation run: ``None`` (no
+    operation: each kind of kernel call is timed and chosen on its own), ``False`` (all on the
+    calling thread) or ``True`` (shared, except kinds too short to share)."""
+
+    shares = None
+
+
+_OPERATION = _Operation()
+
+
+def run_measured(kind, size: int, function, *args):
+    """``function(*args)``, with every :func:`run_chunks` call in it either on the calling thread
+    or shared, whichever was timed faster for operations of ``kind`` (hashable; ``size`` is
+    the number of elements of the largest array the operation reads or writes).
+
+    The choice is made per operation, not per kernel call, because the kernels of one
+    operation hand their data to each other through the caches: on the 2-core EPYC VM, while
+    the host placed its two cores far apart, a phase split run alone after a stencil run
+    shared took 420-460 µs instead of 115-120 µs, since the lines it wrote were in the other
+    core's cache, and the volume's forward convolution took 0.50 ms with the kernels chosen
+    one by one, 0.37 ms all on one thread (and 0.24 ms shared, while the cores were close).
+    Timed as in :func:`run_chunks` (:data:`TIMED_CALLS` calls each way, timed again after
+    :data:`RETIMED_AFTER_CALLS` calls or slow ones in a row); an operation inside another, or
+    of fewer than :data:`PARALLEL_MIN_ELEMENTS` elements, or on one thread, just runs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tconv_sparse.core.config import run_measured
+    >>> run_measured(("sum", 3), 3, np.sum, np.arange(3.0)).item()
+    3.0
+    """
+    if (PARALLEL_MIN_SECONDS <= 0 or size < PARALLEL_MIN_ELEMENTS or _OPERATION.shares is not None
+            or num_threads() <= 1):
+        return function(*args)
+
+    def way(shares):
+        def run():
+            _OPERATION.shares = shares
+            try:
+                return function(*args)
+            finally:
+                _OPERATION.shares = None
+        return run
+
+    return _run_timed(_timing(kind, ()), way(False), way(True))
+
+
+def _run_shared(kernel, chunks: int, threads: int, args) -> None:
+    """The chunks of ``kernel(*args, chunk, chunks)`` on the calling thread and ``threads - 1``
+    helpers (on the calling thread alone while another thread's call has the helpers)."""
     team = _team()
-    if not team.lock.acquire(blocking=False):  # another thread's call has the helpers
+    if not team.lock.acquire(blocking=False):
         kernel(*args, 0, 1)
         return
     try:
